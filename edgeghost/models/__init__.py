@@ -1,0 +1,21 @@
+"""edgeghost models: GhostNetV3-Small, GhostNetV3 (GN-D), an MCU-lean GN-S and MLPerf Tiny's ResNet-8."""
+
+from . import ghostnet, resnet8  # noqa: F401  (registers the builders)
+from .ghostnet import GhostNetV3
+from .profile import ModelInfo, count_macs, count_params, model_info
+from .registry import WIDTH_RANGE, check_width, create_model, list_models
+from .reparam import is_deployed, reparameterize
+
+__all__ = [
+    "GhostNetV3",
+    "ModelInfo",
+    "WIDTH_RANGE",
+    "check_width",
+    "count_macs",
+    "count_params",
+    "create_model",
+    "is_deployed",
+    "list_models",
+    "model_info",
+    "reparameterize",
+]

@@ -1,0 +1,185 @@
+"""Building blocks shared by the edgeghost models.
+
+Every block with BatchNorm or parallel branches has a ``reparameterize()`` method that returns one plain
+``nn.Conv2d`` computing the same function in eval mode; :func:`edgeghost.models.reparameterize` swaps them in.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def make_divisible(value: float, divisor: int = 4, min_value: int | None = None) -> int:
+    """Round ``value`` to a multiple of ``divisor``, never more than 10 % below it (MobileNet rule)."""
+    min_value = divisor if min_value is None else min_value
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else tuple(value)  # type: ignore[return-value]
+
+
+def _fold_bn(kernel: torch.Tensor, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Kernel and bias of ``bn(conv(x))`` for a bias-free conv with ``kernel`` (eval-mode statistics).
+
+    Computed in float64 so that the fused model's error is only the float32 rounding of its own forward.
+    """
+    std = (bn.running_var.double() + bn.eps).sqrt()
+    scale = bn.weight.double() / std
+    bias = bn.bias.double() - bn.running_mean.double() * scale
+    return kernel.double() * scale.reshape(-1, 1, 1, 1), bias
+
+
+def _conv_like(template: nn.Conv2d, kernel: torch.Tensor, bias: torch.Tensor) -> nn.Conv2d:
+    """A biased conv with ``template``'s geometry holding the fused ``kernel`` and ``bias``."""
+    conv = nn.Conv2d(
+        template.in_channels,
+        template.out_channels,
+        template.kernel_size,
+        stride=template.stride,
+        padding=template.padding,
+        groups=template.groups,
+        bias=True,
+    )
+    conv.weight.data.copy_(kernel)
+    conv.bias.data.copy_(bias)
+    return conv
+
+
+class ConvBn(nn.Module):
+    """Bias-free conv followed by BatchNorm; fuses into one biased conv."""
+
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        kernel_size: int | tuple[int, int] = 1,
+        *,
+        stride: int = 1,
+        groups: int = 1,
+    ) -> None:
+        super().__init__()
+        kh, kw = _pair(kernel_size)
+        self.conv = nn.Conv2d(in_chs, out_chs, (kh, kw), stride, (kh // 2, kw // 2), groups=groups, bias=False)
+        self.bn = nn.BatchNorm2d(out_chs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(x))
+
+    @torch.no_grad()
+    def fused_kernel_bias(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return _fold_bn(self.conv.weight, self.bn)
+
+    @torch.no_grad()
+    def reparameterize(self) -> nn.Conv2d:
+        return _conv_like(self.conv, *self.fused_kernel_bias())
+
+
+class RepConv(nn.Module):
+    """GhostNetV3's re-parameterizable conv: ``num_branches`` k×k ConvBn branches, summed with an optional
+    1×1 ConvBn "scale" branch and an optional BatchNorm identity branch.
+
+    Each branch is linear in eval mode, so the sum is one k×k conv. The scale kernel is zero-padded to k×k
+    and the identity becomes a k×k kernel with a single 1 at the centre; both are built with *this* block's
+    kernel size, so a 1×1 block with an identity branch fuses to a 1×1 kernel (a reference implementation
+    used the 3×3 size of the depthwise branch there and broke).
+    """
+
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        kernel_size: int,
+        *,
+        stride: int = 1,
+        groups: int = 1,
+        num_branches: int = 3,
+        scale: bool = True,
+        identity: bool = True,
+    ) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.branches = nn.ModuleList(
+            ConvBn(in_chs, out_chs, kernel_size, stride=stride, groups=groups) for _ in range(num_branches)
+        )
+        # A 1×1 scale branch only adds something when the main kernel is larger than 1×1.
+        self.scale = ConvBn(in_chs, out_chs, 1, stride=stride, groups=groups) if scale and kernel_size > 1 else None
+        # The identity branch needs the output grid and channels to match the input's.
+        self.identity = nn.BatchNorm2d(out_chs) if identity and in_chs == out_chs and stride == 1 else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.branches[0](x)
+        for branch in self.branches[1:]:
+            out = out + branch(x)
+        if self.scale is not None:
+            out = out + self.scale(x)
+        if self.identity is not None:
+            out = out + self.identity(x)
+        return out
+
+    @torch.no_grad()
+    def reparameterize(self) -> nn.Conv2d:
+        template = self.branches[0].conv
+        kernel, bias = self.branches[0].fused_kernel_bias()
+        for branch in self.branches[1:]:
+            k, b = branch.fused_kernel_bias()
+            kernel, bias = kernel + k, bias + b
+        pad = self.kernel_size // 2
+        if self.scale is not None:
+            k, b = self.scale.fused_kernel_bias()
+            kernel, bias = kernel + F.pad(k, [pad, pad, pad, pad]), bias + b
+        if self.identity is not None:
+            eye = torch.zeros_like(kernel)
+            in_per_group = kernel.shape[1]
+            for c in range(kernel.shape[0]):
+                eye[c, c % in_per_group, pad, pad] = 1.0
+            k, b = _fold_bn(eye, self.identity)
+            kernel, bias = kernel + k, bias + b
+        return _conv_like(template, kernel, bias)
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation with a hard-sigmoid gate (MobileNetV3 / GhostNet style)."""
+
+    def __init__(self, chs: int, *, se_ratio: float = 0.25, divisor: int = 4) -> None:
+        super().__init__()
+        reduced = make_divisible(chs * se_ratio, divisor)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.conv_reduce = nn.Conv2d(chs, reduced, 1, bias=True)
+        self.act = nn.ReLU(inplace=True)
+        self.conv_expand = nn.Conv2d(reduced, chs, 1, bias=True)
+        self.gate = nn.Hardsigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.conv_expand(self.act(self.conv_reduce(self.pool(x))))
+        return x * self.gate(s)
+
+
+class DFCGate(nn.Module):
+    """GhostNetV2/V3 decoupled fully connected attention: a sigmoid gate from a cheap long-range branch.
+
+    avg-pool 2×2 → 1×1 ConvBn → depthwise 1×5 ConvBn → depthwise 5×1 ConvBn → sigmoid → nearest upsample.
+    The feature size is fixed at construction, so the upsample has a static output size (exporters and
+    TFLite-Micro need one) and the 2×2 pool is left out when the map is already smaller than 2×2.
+    """
+
+    def __init__(self, in_chs: int, out_chs: int, *, feature_size: tuple[int, int]) -> None:
+        super().__init__()
+        h, w = feature_size
+        self.feature_size = (h, w)
+        self.pool = nn.AvgPool2d(2, 2) if h >= 2 and w >= 2 else nn.Identity()
+        self.conv = ConvBn(in_chs, out_chs, 1)
+        self.conv_h = ConvBn(out_chs, out_chs, (1, 5), groups=out_chs)
+        self.conv_v = ConvBn(out_chs, out_chs, (5, 1), groups=out_chs)
+        self.gate = nn.Sigmoid()
+        pooled = (h // 2, w // 2) if isinstance(self.pool, nn.AvgPool2d) else (h, w)
+        self.upsample = nn.Upsample(size=(h, w), mode="nearest") if pooled != (h, w) else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = self.conv_v(self.conv_h(self.conv(self.pool(x))))
+        return self.upsample(self.gate(g))

@@ -1,0 +1,38 @@
+"""The one deploy conversion: ``reparameterize(model) -> model``."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+def _fuse_children(module: nn.Module) -> None:
+    for name, child in module.named_children():
+        fuse = getattr(child, "reparameterize", None)
+        if callable(fuse):
+            setattr(module, name, fuse())
+        else:
+            _fuse_children(child)
+
+
+@torch.no_grad()
+def reparameterize(model: nn.Module) -> nn.Module:
+    """Return the deploy form of ``model`` (the input is left untouched).
+
+    Every multi-branch conv block becomes one conv and every BatchNorm is folded into the conv before it,
+    using the eval-mode running statistics; afterwards the graph holds only plain conv, depthwise conv,
+    activations, SE, pooling and linear layers. The result is in eval mode and is marked ``deployed``.
+    """
+    deployed = copy.deepcopy(model).eval()
+    _fuse_children(deployed)
+    leftover = [n for n, m in deployed.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if leftover:
+        raise RuntimeError(f"reparameterize left BatchNorm modules behind: {leftover[:5]}")
+    deployed.deployed = True  # type: ignore[assignment]
+    return deployed
+
+
+def is_deployed(model: nn.Module) -> bool:
+    return bool(getattr(model, "deployed", False))
