@@ -1,0 +1,111 @@
+"""Checkpoints: one self-describing file per model state, written atomically.
+
+A checkpoint holds everything a later stage needs to rebuild the model and its preprocessing without the
+command line that trained it: model name, width, num_classes, in_chans, dataset with classes and
+normalization, plus the training state (epoch, optimizer/scheduler/scaler/RNG) and metrics.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import __version__
+from ..errors import EdgeGhostError
+
+FORMAT = "edgeghost-checkpoint-v1"
+REQUIRED_KEYS = ("format", "model", "width", "num_classes", "in_chans", "dataset", "mean", "std", "state_dict")
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` to a temp file in the target folder, then rename: a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def make_checkpoint(
+    model: nn.Module,
+    *,
+    model_name: str,
+    dataset: str,
+    classes: list[str] | tuple[str, ...],
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    epoch: int = 0,
+    metrics: dict[str, Any] | None = None,
+    **state: Any,
+) -> dict[str, Any]:
+    """Checkpoint dict for ``model`` (train form); extra keyword ``state`` (optimizer, scheduler, rng, args,
+    ...) is stored as given."""
+    module = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    return {
+        "format": FORMAT,
+        "edgeghost_version": __version__,
+        "model": model_name,
+        "width": float(getattr(module, "width", 1.0)),
+        "num_classes": int(getattr(module, "num_classes", len(classes))),
+        "in_chans": int(getattr(module, "in_chans", 3)),
+        "dataset": dataset,
+        "classes": list(classes),
+        "mean": [float(v) for v in mean],
+        "std": [float(v) for v in std],
+        "epoch": int(epoch),
+        "metrics": dict(metrics or {}),
+        "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
+        **state,
+    }
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load and validate a checkpoint; any problem is one :class:`EdgeGhostError` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise EdgeGhostError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises many types for a damaged file
+        raise EdgeGhostError(f"checkpoint {path} is corrupt or not a torch file ({type(err).__name__}: {err})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise EdgeGhostError(f"{path} is not an edgeghost checkpoint (format {FORMAT} expected)")
+    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise EdgeGhostError(f"checkpoint {path} lacks {', '.join(missing)}")
+    ckpt["path"] = str(path)
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict[str, Any] | str | Path, *, width: float | None = None) -> nn.Module:
+    """Build the checkpoint's model (train form, eval mode) and load its weights.
+
+    ``width``, when given, must match the checkpoint's: a mismatch is an error, not a silent rebuild.
+    """
+    from ..models import create_model
+
+    if not isinstance(ckpt, dict):
+        ckpt = load_checkpoint(ckpt)
+    where = ckpt.get("path", "checkpoint")
+    if width is not None and abs(float(width) - float(ckpt["width"])) > 1e-9:
+        raise EdgeGhostError(f"{where} holds {ckpt['model']} at width {ckpt['width']:g}, not width {width:g}")
+    model = create_model(
+        ckpt["model"], width=ckpt["width"], num_classes=ckpt["num_classes"], in_chans=ckpt["in_chans"]
+    )
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise EdgeGhostError(f"{where} does not fit {ckpt['model']} w{ckpt['width']:g}: {first}") from None
+    return model.eval()
