@@ -1,6 +1,6 @@
 """edgeghost models: GhostNetV3-Small, GhostNetV3 (GN-D), an MCU-lean GN-S and MLPerf Tiny's ResNet-8."""
 
-from . import ghostnet, resnet8  # noqa: F401  (registers the builders)
+from . import ghostnet, resnet8, teachers  # noqa: F401  (registers the builders; teachers: distillation)
 from .ghostnet import GhostNetV3
 from .profile import ModelInfo, count_macs, count_params, model_info
 from .registry import WIDTH_RANGE, check_width, create_model, list_models
