@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
         ("width", f"{info.width:g}"),
         ("input", "×".join(map(str, info.input_shape))),
         ("params (train form)", f"{info.params_train:,}"),
-        ("params (deploy form)", f"{info.params_deploy:,}"),
+        ("params (deploy form)", f"{info.params_deploy:,}" if info.deploy_form else "n/a (teacher, not fusable)"),
         ("MACs (deploy form)", f"{info.macs:,}"),
         ("conv/linear layers", str(info.layers)),
     ]

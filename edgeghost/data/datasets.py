@@ -12,7 +12,10 @@ One reader per format; everything else (training, calibration, evaluation, bench
 from __future__ import annotations
 
 import gzip
+import hashlib
 import pickle
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,6 +135,31 @@ CIFAR_LAYOUT = {
     "cifar100": ("cifar-100-python", ["train"], ["test"], b"fine_labels"),
 }
 
+# MD5s of the files in the official archives (https://www.cs.toronto.edu/~kriz/cifar.html).
+CIFAR_MD5 = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f",
+    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+    "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+    "test_batch": "40351d587109b95175f43aff81a1287e",
+    "train": "16019d7e3df5f24257cddd939b257f8d",
+    "test": "f0ef6b0ae62326f3e7ffdfab6717acfc",
+}
+CIFAR_URL = {
+    "cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+    "cifar100": "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+}
+
+
+def file_md5(path: Path) -> str:
+    """Hex MD5 of a file, read in 1 MiB chunks."""
+    digest = hashlib.md5()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
 
 def read_cifar_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR pickle: ``data`` (N, 3072) uint8 in CHW order, labels under ``label_key``."""
@@ -149,20 +177,68 @@ def read_cifar_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarr
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
 
 
-def _load_cifar(name: str, split: str, data_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
+def _download_cifar(name: str, root: Path) -> None:
+    """Fetch the archive with torchvision into a temp folder next to ``root``, then rename: an interrupted
+    or offline download leaves nothing behind."""
+    folder = CIFAR_LAYOUT[name][0]
+    hint = (
+        f"{name} not found at {root / folder}/ and the download failed ({{err}}); without internet, fetch "
+        f"{CIFAR_URL[name]} elsewhere and unpack it so that {root / folder}/ holds the batches "
+        "(or pass --data-dir to the folder that contains it)"
+    )
+    try:
+        from torchvision import datasets
+    except ImportError as err:
+        raise EdgeGhostError(hint.format(err=f"torchvision missing: {err}")) from None
+    created = not root.exists()
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder}.", dir=root))
+    try:
+        cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+        cls(root=str(tmp), train=False, download=True)
+        (tmp / folder).rename(root / folder)
+    except Exception as err:  # urllib, tarfile and torchvision raise many types when offline
+        shutil.rmtree(tmp, ignore_errors=True)
+        if created:
+            shutil.rmtree(root, ignore_errors=True)
+        raise EdgeGhostError(hint.format(err=f"{type(err).__name__}: {err}".strip()[:200])) from None
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _load_cifar(
+    name: str, split: str, data_dir: Path | None, *, verify: bool, download: bool
+) -> tuple[np.ndarray, np.ndarray]:
     folder, train_files, test_files, key = CIFAR_LAYOUT[name]
-    root = (data_dir or Path("data")) / folder
+    base = data_dir or Path("data")
+    root = base / folder
     if not root.is_dir():
-        raise EdgeGhostError(
-            f"{name} not found: put the python-pickle batches in {root}/ (pass --data-dir to the folder that "
-            f"contains {folder}/); they cannot be downloaded without internet"
-        )
-    parts = [read_cifar_batch(root / f, key) for f in (train_files if split == "train" else test_files)]
+        if not download:
+            raise EdgeGhostError(
+                f"{name} not found: put the python-pickle batches in {root}/ (pass --data-dir to the folder that "
+                f"contains {folder}/; the archive is {CIFAR_URL[name]})"
+            )
+        _download_cifar(name, base)
+    files = [root / f for f in (train_files if split == "train" else test_files)]
+    for path in files:
+        if not path.is_file():
+            raise EdgeGhostError(f"missing file {path}")
+        if verify and file_md5(path) != CIFAR_MD5[path.name]:
+            raise EdgeGhostError(
+                f"{path} is corrupt: MD5 {file_md5(path)} differs from the official {CIFAR_MD5[path.name]} "
+                f"(re-download {CIFAR_URL[name]}, or pass --no-verify for files you made yourself)"
+            )
+    parts = [read_cifar_batch(p, key) for p in files]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def load_split(name: str, split: str, data_dir: str | Path | None = None) -> Split:
-    """Load the ``train`` or ``test`` split of a dataset as uint8 NHWC 32×32×3 images and int64 labels."""
+def load_split(
+    name: str, split: str, data_dir: str | Path | None = None, *, verify: bool = True, download: bool = True
+) -> Split:
+    """Load the ``train`` or ``test`` split of a dataset as uint8 NHWC 32×32×3 images and int64 labels.
+
+    CIFAR files are checked against the official MD5s (``verify``) and, when the folder is absent,
+    downloaded with torchvision (``download``; needs internet, otherwise one error says where to put them).
+    """
     spec = get_spec(name)
     if split not in ("train", "test"):
         raise EdgeGhostError(f"split must be 'train' or 'test', got {split!r}")
@@ -172,7 +248,7 @@ def load_split(name: str, split: str, data_dir: str | Path | None = None) -> Spl
     if name == "fashion_mnist":
         images, labels = _load_fashion_mnist(split, root)
     else:
-        images, labels = _load_cifar(name, split, root)
+        images, labels = _load_cifar(name, split, root, verify=verify, download=download)
     if labels.size and (labels.min() < 0 or labels.max() >= spec.num_classes):
         raise EdgeGhostError(f"{name} {split}: labels outside 0..{spec.num_classes - 1}")
     return Split(np.ascontiguousarray(images), labels, spec)

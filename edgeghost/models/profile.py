@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from ..errors import EdgeGhostError
 from .reparam import reparameterize
 
 
@@ -54,6 +55,7 @@ class ModelInfo:
     params_deploy: int
     macs: int
     layers: int
+    deploy_form: bool  # False for teachers, which have no fused form (deploy counts are then train-form)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,7 +64,10 @@ class ModelInfo:
 def model_info(model: nn.Module, name: str) -> ModelInfo:
     """Facts about a train-form model: parameters in both forms, MACs and layers of its deploy form."""
     shape = (1, getattr(model, "in_chans", 3), getattr(model, "img_size", 32), getattr(model, "img_size", 32))
-    deployed = reparameterize(model)
+    try:
+        deployed, deploy_form = reparameterize(model), True
+    except EdgeGhostError:
+        deployed, deploy_form = model, False
     macs, layers = count_macs(deployed, shape)
     return ModelInfo(
         model=name,
@@ -73,4 +78,5 @@ def model_info(model: nn.Module, name: str) -> ModelInfo:
         params_deploy=count_params(deployed),
         macs=macs,
         layers=layers,
+        deploy_form=deploy_form,
     )

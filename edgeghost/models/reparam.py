@@ -7,6 +7,8 @@ import copy
 import torch
 from torch import nn
 
+from ..errors import EdgeGhostError
+
 
 def _fuse_children(module: nn.Module) -> None:
     for name, child in module.named_children():
@@ -29,7 +31,11 @@ def reparameterize(model: nn.Module) -> nn.Module:
     _fuse_children(deployed)
     leftover = [n for n, m in deployed.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if leftover:
-        raise RuntimeError(f"reparameterize left BatchNorm modules behind: {leftover[:5]}")
+        name = getattr(model, "model_name", type(model).__name__)
+        raise EdgeGhostError(
+            f"{name} has no deploy form: BatchNorm layers {', '.join(leftover[:3])}... do not follow a fusable "
+            "edgeghost block (teacher networks are for distillation only)"
+        )
     deployed.deployed = True  # type: ignore[assignment]
     return deployed
 

@@ -1,0 +1,93 @@
+"""Training configuration: one frozen dataclass whose every field is a command-line flag."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _f(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The authors' GN-S CIFAR-10 recipe as defaults (paper + their public training code)."""
+
+    model: str = _f("ghostnetv3_small", "registered model name")
+    width: float = _f(1.0, "width multiplier")
+    dataset: str = _f("cifar10", "cifar10, cifar100 or fashion_mnist")
+    data_dir: str | None = _f(None, "dataset folder (default: ./data for CIFAR, Debian's path for Fashion-MNIST)")
+    out: str | None = _f(None, "run folder (default: runs/<model>_w<width>_<dataset>)")
+    epochs: int = _f(200, "epochs of the schedule")
+    batch_size: int = _f(256, "global batch size (split across DDP processes)")
+    lr: float = _f(0.01, "peak learning rate")
+    momentum: float = _f(0.9, "SGD momentum")
+    nesterov: bool = _f(True, "Nesterov momentum")
+    weight_decay: float = _f(0.01, "SGD weight decay")
+    warmup: float = _f(0.3, "fraction of all steps with linear warm-up before the cosine decay to 0")
+    label_smoothing: float = _f(0.0, "cross-entropy label smoothing")
+    crop_pad: int = _f(4, "random-crop padding in pixels (0: no crop)")
+    hflip: bool | None = _f(None, "horizontal-flip augmentation (default: the dataset's choice)")
+    seed: int = _f(0, "seed of init, data order and augmentation")
+    train_samples: int | None = _f(None, "use only the first N training images (short runs)")
+    test_samples: int | None = _f(None, "use only the first N test images")
+    workers: int = _f(0, "DataLoader worker processes (augmentation runs on the device, so 0 is usually enough)")
+    threads: int | None = _f(None, "torch CPU threads (default: torch's choice; 1 is often fastest on a busy machine)")
+    device: str = _f("auto", "auto, cpu, cuda or cuda:N")
+    amp: str = _f("auto", "auto (CUDA: bf16 where supported, else fp16; CPU: off), bf16, fp16 or off")
+    channels_last: bool | None = _f(None, "channels_last memory format (default: on for CUDA)")
+    compile: bool = _f(False, "torch.compile the model")
+    verify: bool = _f(True, "check CIFAR files against the official MD5s")
+    download: bool = _f(True, "download CIFAR with torchvision when absent (needs internet)")
+    resume: str | None = _f(None, "continue the run in this folder (or this last.pt); its stored recipe wins over flags")
+    stop_epoch: int | None = _f(None, "stop after this epoch (the schedule still spans --epochs; resume later)")
+    progress: bool = _f(True, "show progress bars")
+
+    def run_dir(self) -> str:
+        return self.out or f"runs/{self.model}_w{self.width:g}_{self.dataset}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def _base_type(annotation: Any) -> type:
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return next(a for a in typing.get_args(annotation) if a is not type(None))
+    return annotation
+
+
+def add_config_arguments(
+    parser: argparse.ArgumentParser, cls: type = TrainConfig, *, rename: dict[str, str] | None = None,
+    skip: tuple[str, ...] = (),
+) -> None:
+    """One flag per dataclass field (``--batch-size`` for ``batch_size``; booleans get ``--no-...``)."""
+    hints = typing.get_type_hints(cls)
+    rename = rename or {}
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        flag = "--" + rename.get(f.name, f.name).replace("_", "-")
+        kind = _base_type(hints[f.name])
+        help_text = f"{f.metadata.get('help', '')} (default: {f.default})"
+        if kind is bool:
+            parser.add_argument(
+                flag, dest=f.name, action=argparse.BooleanOptionalAction, default=f.default, help=help_text
+            )
+        else:
+            parser.add_argument(flag, dest=f.name, type=kind, default=f.default, help=help_text)
+
+
+def config_from_args(args: argparse.Namespace, cls: type = TrainConfig, **overrides: Any) -> Any:
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+    values.update(overrides)
+    return cls(**values)

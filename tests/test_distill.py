@@ -1,0 +1,181 @@
+"""Distillation: the KD loss against a hand computation, ensembles, α=1 ≡ plain training, teachers frozen,
+the TA/DGKD chain and the study table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from edgeghost.cli import main
+from edgeghost.data.synthetic import write_synthetic_fashion_mnist
+from edgeghost.errors import EdgeGhostError
+from edgeghost.models import create_model
+from edgeghost.models.teachers import TEACHER_MODELS
+from edgeghost.training import TrainConfig, fit, load_checkpoint
+from edgeghost.training.distill import DistillConfig, DistillLoss, Teacher, distill, kd_loss, load_teacher
+from edgeghost.training.study import StudyConfig, run_study, run_sweep
+
+
+def _np_kd(s, t, y, alpha, T):
+    def log_softmax(z):
+        z = z - z.max(1, keepdims=True)
+        return z - np.log(np.exp(z).sum(1, keepdims=True))
+    ce = -log_softmax(s)[np.arange(len(y)), y].mean()
+    p_t = np.exp(log_softmax(t / T))
+    kl = (p_t * (np.log(p_t) - log_softmax(s / T))).sum(1).mean()
+    return alpha * ce + (1 - alpha) * T * T * kl
+
+
+def test_kd_loss_matches_a_hand_computation():
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(6, 10, generator=g, dtype=torch.float64)
+    t = 3 * torch.randn(6, 10, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 10, (6,), generator=g)
+    for alpha, T in ((0.1, 4.0), (0.5, 1.0), (0.0, 2.0)):
+        got = kd_loss(s.float(), t.float(), y, alpha=alpha, temperature=T).item()
+        assert got == pytest.approx(_np_kd(s.numpy(), t.numpy(), y.numpy(), alpha, T), rel=1e-5)
+    assert kd_loss(s, s, y, alpha=0.0, temperature=3.0).item() == pytest.approx(0.0, abs=1e-6)  # KL(p‖p) = 0
+    assert kd_loss(s, t, y, alpha=1.0, temperature=4.0).item() == pytest.approx(
+        torch.nn.functional.cross_entropy(s, y).item(), rel=1e-6)
+    # The T² factor: the soft-target gradient keeps its scale as T grows (≈ (s − t)/N for large T).
+    grads = []
+    for T in (20.0, 40.0):
+        x = s.clone().float().requires_grad_(True)
+        kd_loss(x, t.float(), y, alpha=0.0, temperature=T).backward()
+        grads.append(x.grad.norm().item())
+    assert grads[0] == pytest.approx(grads[1], rel=0.05)
+
+
+def test_ensembles_average_logits_or_probabilities_or_losses():
+    g = torch.Generator().manual_seed(1)
+    s = torch.randn(4, 5, generator=g)
+    teachers = [torch.randn(4, 5, generator=g) for _ in range(3)]
+    y = torch.randint(0, 5, (4,), generator=g)
+    mean_logits = kd_loss(s, torch.stack(teachers).mean(0), y, alpha=0.3, temperature=2.0)
+    got = kd_loss(s, teachers, y, alpha=0.3, temperature=2.0, combine="logits")
+    assert got.item() == pytest.approx(mean_logits.item())
+    p = torch.stack([torch.softmax(t / 2.0, 1) for t in teachers]).mean(0)
+    kl = (p * (p.log() - torch.log_softmax(s / 2.0, 1))).sum(1).mean()
+    expected = 0.3 * torch.nn.functional.cross_entropy(s, y) + 0.7 * 4.0 * kl
+    got = kd_loss(s, teachers, y, alpha=0.3, temperature=2.0, combine="probs")
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+    dense = np.mean([kd_loss(s, t, y, alpha=0.3, temperature=2.0).item() for t in teachers])
+    assert kd_loss(s, teachers, y, alpha=0.3, temperature=2.0, combine="dense").item() == pytest.approx(dense, rel=1e-5)
+    with pytest.raises(EdgeGhostError, match="combine"):
+        kd_loss(s, teachers, y, alpha=0.3, temperature=2.0, combine="max")
+
+
+@pytest.mark.parametrize("name", TEACHER_MODELS)
+def test_teachers_run_at_32_pixels(name):
+    # On the meta device nothing is allocated or computed, but every layer still checks its shapes: an
+    # unadapted inception_v3, for one, fails here at 32 px.
+    with torch.device("meta"):
+        model = create_model(name, num_classes=7).eval()
+        assert model(torch.empty(2, 3, 32, 32)).shape == (2, 7)
+    assert (model.width, model.num_classes, model.in_chans) == (1.0, 7, 3)
+    with pytest.raises(EdgeGhostError, match="width 1.0"):
+        create_model(name, width=0.5)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return write_synthetic_fashion_mnist(tmp_path_factory.mktemp("fm"), train=64, test=32)
+
+
+def _cfg(data: Path, out: Path, **kw) -> TrainConfig:
+    values = dict(model="resnet8", width=0.25, dataset="fashion_mnist", data_dir=str(data), out=str(out), epochs=1,
+                  batch_size=16, train_samples=32, test_samples=16, threads=1, progress=False)
+    values.update(kw)
+    return TrainConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def teacher(data, tmp_path_factory) -> str:
+    return fit(_cfg(data, tmp_path_factory.mktemp("t") / "teacher", width=0.5))["best"]
+
+
+def test_alpha_one_is_plain_training_and_teachers_stay_frozen(data, teacher, tmp_path):
+    plain = fit(_cfg(data, tmp_path / "plain"))
+    before = {k: v.clone() for k, v in load_checkpoint(teacher)["state_dict"].items()}
+    kd = distill(_cfg(data, tmp_path / "kd"), DistillConfig(teachers=(teacher,), alpha=1.0, temperature=4.0))
+    a, b = load_checkpoint(plain["last"])["state_dict"], load_checkpoint(kd["last"])["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    soft = distill(_cfg(data, tmp_path / "soft"), DistillConfig(teachers=(teacher,), alpha=0.5, temperature=4.0))
+    c = load_checkpoint(soft["last"])["state_dict"]
+    assert any(not torch.equal(a[k], c[k]) for k in a)  # the teacher's signal does change training
+    assert all(torch.equal(before[k], v) for k, v in load_checkpoint(teacher)["state_dict"].items())
+    assert load_checkpoint(soft["last"])["distill"]["teachers"] == ["resnet8_w0.5"]
+
+
+def test_teacher_hook_is_eval_mode_no_grad_and_resizes(teacher):
+    t = load_teacher(teacher, resize=48, num_classes=10)
+    seen = []
+    t.model.register_forward_pre_hook(lambda m, inp: seen.append(inp[0].shape))
+    hook = DistillLoss([t], alpha=0.5, temperature=2.0).train()
+    assert not t.training and not t.model.training
+    logits = torch.randn(3, 10, requires_grad=True)
+    loss = hook(logits, torch.tensor([0, 1, 2]), torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8))
+    loss.backward()
+    assert seen == [(3, 3, 48, 48)] and all(p.grad is None for p in t.parameters())
+    with pytest.raises(EdgeGhostError, match="100 classes|predicts 10 classes"):
+        load_teacher(teacher, num_classes=100)
+
+
+def test_plain_weights_file_teacher(tmp_path):
+    path = tmp_path / "r8.pth"
+    torch.save(create_model("resnet8", width=1.0).state_dict(), path)
+    t = load_teacher(f"resnet8={path}", num_classes=10, resize=None)
+    assert isinstance(t, Teacher) and t.name == "resnet8"
+    with pytest.raises(EdgeGhostError, match="do not fit"):
+        load_teacher(f"resnet18={path}", num_classes=10)
+
+
+def test_distill_cli_chain_keeps_every_stage(data, teacher, tmp_path, capsys):
+    out = tmp_path / "chain"
+    args = ["distill", "--teacher", teacher, "--assistant", "resnet8:0.25", "--student", "resnet8", "--width", "0.25",
+            "--dataset", "fashion_mnist", "--data-dir", str(data), "--epochs", "1", "--batch-size", "16",
+            "--train-samples", "32", "--test-samples", "16", "--threads", "1", "--no-progress", "--out", str(out)]
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [Path(s["run_dir"]).name for s in result["stages"]] == ["assistant1_resnet8_w0.25", "student"]
+    assert (out / "assistant1_resnet8_w0.25" / "best.pt").exists() and (out / "student" / "best.pt").exists()
+    student = load_checkpoint(out / "student" / "last.pt")
+    assert student["distill"]["teachers"] == ["resnet8_w0.25"]  # the chain: the student learns from the assistant
+    assert main(args) == 0  # a re-run skips finished stages
+    assert load_checkpoint(out / "student" / "last.pt")["rng"]["torch"].equal(student["rng"]["torch"])
+
+
+def test_study_writes_the_table_with_every_strategy(data, teacher, tmp_path):
+    base = _cfg(data, tmp_path / "study")
+    study = StudyConfig(teachers=(teacher, "resnet8:0.25"), assistants=("resnet8:0.25",))
+    report = run_study(base, study)
+    strategies = [r["strategy"] for r in report["rows"]]
+    assert strategies == ["(teacher)", "(teacher)", "baseline", "KD", "KD", "TA", "ensemble", "DGKD"]
+    student_rows = [r for r in report["rows"] if not r["strategy"].startswith("(")]
+    assert all(r["top1"] is not None and r["params"] for r in student_rows)
+    base_acc = student_rows[0]["top1"]
+    assert all(r["delta_pp"] == pytest.approx(r["top1"] - base_acc) for r in student_rows)
+    md = Path(report["markdown"]).read_text()
+    table = [line.split(" | ")[1] for line in md.splitlines() if line.startswith("| resnet8_w")]
+    assert table == strategies
+    assert json.loads(Path(report["json"]).read_text())["rows"] == report["rows"]
+    # TA and DGKD distil their assistant inside the chain; DGKD's student learns from teacher + assistant.
+    dgkd = load_checkpoint(tmp_path / "study" / "dgkd" / "student" / "last.pt")["distill"]
+    assert dgkd["teachers"] == ["resnet8_w0.5", "resnet8_w0.25"] and dgkd["combine"] == "dense"
+    ta = load_checkpoint(tmp_path / "study" / "ta" / "assistant1_resnet8_w0.25" / "last.pt")["distill"]
+    assert ta["teachers"] == ["resnet8_w0.5"]
+    assert Path(report["png"]).stat().st_size > 1000
+    again = run_study(base, study)  # every run is complete: nothing is retrained
+    assert [r["top1"] for r in again["rows"]] == [r["top1"] for r in report["rows"]]
+
+
+def test_sweep_writes_its_own_table(data, teacher, tmp_path):
+    report = run_sweep(_cfg(data, tmp_path / "sweep"), teacher=teacher, alphas=[0.1, 0.9], temperatures=[4.0])
+    assert [(r["strategy"], r["alpha"], r["temperature"]) for r in report["rows"]] == [
+        ("baseline", None, None), ("KD", 0.1, 4.0), ("KD", 0.9, 4.0)]
+    md = Path(report["markdown"])
+    assert md.name == "sweep.md" and "| KD | resnet8_w0.5 | 0.9 | 4 |" in md.read_text()

@@ -1,0 +1,146 @@
+"""Training: the recipe's defaults and schedule, exact resume, eval of both forms, errors, AMP and DDP on CPU."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from edgeghost.cli import main
+from edgeghost.data.synthetic import write_synthetic_fashion_mnist
+from edgeghost.training import TrainConfig, add_config_arguments, config_from_args, fit, load_checkpoint, warmup_cosine
+
+TINY = ["--dataset", "fashion_mnist", "--batch-size", "16", "--threads", "1", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return write_synthetic_fashion_mnist(tmp_path_factory.mktemp("fm"), train=256, test=100)
+
+
+def tiny(data: Path, out: Path, *extra: str, model: str = "ghostnetv3_small", width: str = "0.25") -> list[str]:
+    return ["train", "--model", model, "--width", width, "--data-dir", str(data), "--out", str(out),
+            "--train-samples", "32", "--test-samples", "16", *TINY, *extra]
+
+
+def test_defaults_are_the_authors_recipe_and_every_field_is_a_flag():
+    cfg = TrainConfig()
+    assert (cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay) == (0.01, 0.9, True, 0.01)
+    assert (cfg.batch_size, cfg.epochs, cfg.warmup, cfg.crop_pad) == (256, 200, 0.3, 4)
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    flags = {a.dest for a in parser._actions}
+    assert {f.name for f in dataclasses.fields(TrainConfig)} <= flags
+    parsed = config_from_args(parser.parse_args(["--batch-size", "7", "--no-nesterov", "--train-samples", "9"]))
+    assert (parsed.batch_size, parsed.nesterov, parsed.train_samples, parsed.lr) == (7, False, 9, 0.01)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.lr = 1.0  # type: ignore[misc]
+
+
+def test_warmup_then_cosine_to_zero():
+    f = warmup_cosine(100, 0.3)
+    assert f(0) == pytest.approx(1 / 30) and f(29) == pytest.approx(1.0)
+    assert all(f(i) < f(i + 1) for i in range(29)) and all(f(i) > f(i + 1) for i in range(30, 99))
+    assert f(30 + 35) == pytest.approx(0.5) and f(100) == pytest.approx(0.0, abs=1e-12)
+    assert f(99) == pytest.approx(0.5 * (1 + math.cos(math.pi * 69 / 70)))
+
+
+def test_resume_is_bit_identical_and_eval_forms_agree(data, tmp_path, capsys):
+    assert main(tiny(data, tmp_path / "straight", "--epochs", "2")) == 0
+    assert main(tiny(data, tmp_path / "split", "--epochs", "2", "--stop-epoch", "1")) == 0
+    after_one = load_checkpoint(tmp_path / "split" / "last.pt")
+    assert after_one["epoch"] == 1
+    assert main(["train", "--resume", str(tmp_path / "split"), "--threads", "1", "--no-progress"]) == 0
+    a = load_checkpoint(tmp_path / "straight" / "last.pt")
+    b = load_checkpoint(tmp_path / "split" / "last.pt")
+    assert a["epoch"] == b["epoch"] == 2
+    assert any(not torch.equal(after_one["state_dict"][k], b["state_dict"][k]) for k in b["state_dict"])
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+    for key, value in a["optimizer"]["state"].items():
+        assert torch.equal(value["momentum_buffer"], b["optimizer"]["state"][key]["momentum_buffer"])
+    assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"] == 4
+    # The checkpoint describes itself; the run folder has metrics and curves.
+    for key in ("model", "width", "num_classes", "in_chans", "dataset", "mean", "std", "rng", "scaler",
+                "edgeghost_version", "config", "metrics"):
+        assert key in b, key
+    rows = [json.loads(line) for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert (tmp_path / "split" / "metrics.png").stat().st_size > 0 and (tmp_path / "split" / "best.pt").exists()
+
+    capsys.readouterr()
+    args = ["eval", "--checkpoint", str(tmp_path / "split" / "best.pt"), "--deploy", "--data-dir", str(data), "--json",
+            "--threads", "1"]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["total"] == 100
+    assert report["train_form_acc"] == report["deploy_form_acc"] and report["disagreements"] == 0
+    assert report["max_logit_diff"] < 1e-3
+
+
+def test_recipe_learns_the_synthetic_classes(data, tmp_path):
+    cfg = TrainConfig(
+        model="resnet8", width=0.5, dataset="fashion_mnist", data_dir=str(data), out=str(tmp_path / "r8"), epochs=3,
+        batch_size=16, lr=0.1, weight_decay=5e-4, warmup=0.1, threads=1, progress=False,
+    )
+    result = fit(cfg)
+    assert result["best_acc"] > 40.0  # chance is 10 %
+    assert result["final"]["train_loss"] < 2.0
+
+
+def test_bad_input_is_one_error_and_nothing_is_overwritten(data, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(tiny(data, out, "--epochs", "1", "--model", "resnet8")) == 0
+    before = (out / "last.pt").read_bytes()
+    capsys.readouterr()
+    assert main(tiny(data, out, "--epochs", "1", "--model", "resnet8")) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (out / "last.pt").read_bytes() == before
+
+    assert main(tiny(data, tmp_path / "u", "--dataset", "mnist")) == 2
+    assert "unknown dataset 'mnist'" in capsys.readouterr().err and not (tmp_path / "u").exists()
+    assert main(tiny(tmp_path / "missing", tmp_path / "m")) == 2
+    assert "does not exist" in capsys.readouterr().err and not (tmp_path / "m").exists()
+
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(before[: len(before) // 2])
+    assert main(["eval", "--checkpoint", str(corrupt), "--data-dir", str(data)]) == 2
+    assert "corrupt" in capsys.readouterr().err
+    assert main(["eval", "--checkpoint", str(out / "best.pt"), "--width", "1.0", "--data-dir", str(data)]) == 2
+    assert "not width 1" in capsys.readouterr().err
+    assert main(["train", "--resume", str(corrupt), "--no-progress"]) == 2
+    assert "corrupt" in capsys.readouterr().err
+    assert (out / "last.pt").read_bytes() == before
+
+
+def test_bf16_autocast_and_channels_last_on_cpu(data, tmp_path):
+    cfg = TrainConfig(
+        model="ghostnetv3_small", width=0.25, dataset="fashion_mnist", data_dir=str(data), out=str(tmp_path / "amp"),
+        epochs=1, batch_size=16, train_samples=32, test_samples=16, amp="bf16", channels_last=True, threads=1,
+        progress=False,
+    )
+    result = fit(cfg)
+    assert math.isfinite(result["final"]["train_loss"])
+    assert load_checkpoint(tmp_path / "amp" / "last.pt")["state_dict"]["stem.0.conv.weight"].dtype == torch.float32
+
+
+def test_ddp_with_gloo_on_two_cpu_processes(data, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "edgeghost", *tiny(data, out, "--epochs", "1", "--model", "resnet8")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ckpt = load_checkpoint(out / "last.pt")
+    assert ckpt["world_size"] == 2 and ckpt["epoch"] == 1
+    # Global batch 16 = 8 per process; each process sees half of the 32 images: 2 steps.
+    assert ckpt["scheduler"]["last_epoch"] == 2
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
