@@ -4,7 +4,7 @@ from . import ghostnet, resnet8, teachers  # noqa: F401  (registers the builders
 from .ghostnet import GhostNetV3
 from .profile import ModelInfo, count_macs, count_params, model_info
 from .registry import WIDTH_RANGE, check_width, create_model, list_models
-from .reparam import is_deployed, reparameterize
+from .reparam import is_deployed, reparameterization_error, reparameterize
 
 __all__ = [
     "GhostNetV3",
@@ -17,5 +17,6 @@ __all__ = [
     "is_deployed",
     "list_models",
     "model_info",
+    "reparameterization_error",
     "reparameterize",
 ]

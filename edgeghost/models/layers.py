@@ -45,6 +45,8 @@ def _conv_like(template: nn.Conv2d, kernel: torch.Tensor, bias: torch.Tensor) ->
         padding=template.padding,
         groups=template.groups,
         bias=True,
+        dtype=template.weight.dtype,
+        device=template.weight.device,
     )
     conv.weight.data.copy_(kernel)
     conv.bias.data.copy_(bias)
