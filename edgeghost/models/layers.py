@@ -155,11 +155,12 @@ class SqueezeExcite(nn.Module):
         self.conv_reduce = nn.Conv2d(chs, reduced, 1, bias=True)
         self.act = nn.ReLU(inplace=True)
         self.conv_expand = nn.Conv2d(reduced, chs, 1, bias=True)
-        self.gate = nn.Hardsigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.conv_expand(self.act(self.conv_reduce(self.pool(x))))
-        return x * self.gate(s)
+        # Hard-sigmoid written as relu6(s + 3) / 6, not nn.Hardsigmoid: ONNX's HardSigmoid becomes TFLite's
+        # RELU_0_TO_1, which TFLite-Micro lacks; this form lowers to a conv with fused RELU6 and a MUL.
+        return x * (F.relu6(s + 3.0) * (1.0 / 6.0))
 
 
 class DFCGate(nn.Module):

@@ -1,0 +1,255 @@
+"""Export chain end to end: checkpoint → ONNX → TFLite fp32 → int8 → TFLite-Micro, on a tiny GN-S and a small
+synthetic Fashion-MNIST written in the real IDX format. One export is shared by the module; the bad-input tests
+fail before any heavy work."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from edgeghost.cli import main
+from edgeghost.data import get_spec
+from edgeghost.models import create_model
+from edgeghost.training.checkpoint import atomic_torch_save, make_checkpoint
+
+WIDTH = 0.25
+MODEL = "ghostnetv3_small"
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def _fake_fashion_mnist(root: Path, *, n_train: int = 160, n_test: int = 48, seed: int = 0) -> Path:
+    """Fashion-MNIST-like IDX files: dark background, bright class-dependent blobs spanning 0..255."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = rng.integers(0, 10, n)
+        images = np.zeros((n, 28, 28), np.uint8)
+        for i, label in enumerate(labels):
+            top, left = 4 + label % 5, 4 + label // 2
+            images[i, top : top + 14, left : left + 10] = rng.integers(120, 256, (14, 10))
+            images[i, 13, 13] = 255
+        _write_idx(root / f"{prefix}-images-idx3-ubyte", images)
+        _write_idx(root / f"{prefix}-labels-idx1-ubyte", labels)
+    return root
+
+
+def _checkpoint(path: Path, data_dir: Path, *, width: float = WIDTH, corrupt_weights: bool = False) -> Path:
+    """A GN-S checkpoint whose BatchNorm statistics come from real (synthetic) images, as after training."""
+    from edgeghost.data import load_split
+
+    spec = get_spec("fashion_mnist")
+    torch.manual_seed(0)
+    model = create_model(MODEL, width=width, num_classes=spec.num_classes)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = None
+    images = torch.from_numpy(load_split("fashion_mnist", "train", data_dir).images[:64]).permute(0, 3, 1, 2)
+    mean, std = torch.tensor(spec.mean).view(1, 3, 1, 1), torch.tensor(spec.std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        model.train()(((images.float() / 255) - mean) / std)
+        if corrupt_weights:
+            model.stem[0].conv.weight[0, 0, 0, 0] = float("nan")
+    ckpt = make_checkpoint(model.eval(), model_name=MODEL, dataset="fashion_mnist", classes=spec.classes,
+                           mean=spec.mean, std=spec.std, epoch=1)
+    return atomic_torch_save(ckpt, path)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _fake_fashion_mnist(tmp_path_factory.mktemp("fmnist"))
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    return _checkpoint(tmp_path_factory.mktemp("run") / "best.pt", data_dir)
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory: pytest.TempPathFactory, ckpt: Path, data_dir: Path) -> Path:
+    # A relative --out, as users type it (the converters change directories internally).
+    work = tmp_path_factory.mktemp("work")
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        rc = main(["export", "--checkpoint", str(ckpt), "--int8", "--data-dir", str(data_dir),
+                   "--out", "exports/gns", "--calib-samples", "32", "--eval-samples", "24", "--quiet"])
+    finally:
+        os.chdir(cwd)
+    assert rc == 0
+    return work / "exports" / "gns"
+
+
+def test_export_folder_contract(export_dir: Path) -> None:
+    names = {p.name for p in export_dir.iterdir()}
+    assert {"model.onnx", "model_fp32.tflite", "model_int8.tflite", "fidelity.json", "fidelity.md",
+            "manifest.json", "tflm"} <= names
+    tflm_files = {p.name for p in (export_dir / "tflm").iterdir()}
+    assert {"model_data.cc", "model_data.h", "model_settings.h", "model_ops.h"} <= tflm_files
+    assert not [p for p in export_dir.parent.iterdir() if p.name.startswith(".")], "temp folders left behind"
+    manifest = json.loads((export_dir / "manifest.json").read_text())
+    assert manifest["model"] == MODEL and manifest["width"] == WIDTH
+    assert manifest["weights"]["trained"] is True
+    assert manifest["labels"] == list(get_spec("fashion_mnist").classes)
+    assert manifest["normalization"]["mean"] == pytest.approx(get_spec("fashion_mnist").mean)
+    int8_in = manifest["input"]["model_int8.tflite"]
+    assert (int8_in["dtype"], int8_in["shape"], int8_in["layout"]) == ("int8", [1, 32, 32, 3], "NHWC")
+    assert (int8_in["scale"], int8_in["zero_point"]) == (1.0, -128)
+    assert manifest["input"]["model.onnx"]["shape"] == [1, 3, 32, 32]
+    assert manifest["output"]["int8"]["dtype"] == "int8" and manifest["output"]["int8"]["scale"] > 0
+    assert manifest["quantization"]["calibration"]["samples"] == 32
+    assert "training split" in manifest["quantization"]["calibration"]["source"]
+    assert manifest["tools"]["onnx2tf"] == "1.28.8"
+    for rel, entry in manifest["files"].items():
+        data = (export_dir / rel).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"] and len(data) == entry["bytes"], rel
+    settings = (export_dir / "tflm" / "model_settings.h").read_text()
+    assert f"kTensorArenaSize = {manifest['tflm']['arena_bytes']};" in settings
+
+
+def test_onnx_takes_raw_pixels_with_normalization_first(export_dir: Path) -> None:
+    import onnx
+
+    graph = onnx.load(str(export_dir / "model.onnx")).graph
+    assert [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] == [1, 3, 32, 32]
+    (first,) = [n for n in graph.node if graph.input[0].name in n.input]  # the input feeds one op only
+    assert first.op_type == "Conv" and {a.name: a.i for a in first.attribute}["group"] == 3
+    assert not any(n.op_type == "HardSigmoid" for n in graph.node)  # TFLM has no RELU_0_TO_1
+
+
+def test_int8_model_is_full_integer_and_tflm_only(export_dir: Path) -> None:
+    from edgeghost.export.tflite import inspect_tflite
+    from edgeghost.export.tflm import MICRO_RESOLVER_METHODS
+
+    facts = inspect_tflite(export_dir / "model_int8.tflite")
+    assert facts.input.dtype == facts.output.dtype == "int8"
+    assert (facts.input.scale, facts.input.zero_point) == (1.0, -128)
+    assert set(facts.tensor_dtypes) <= {"int8", "int32"}, facts.tensor_dtypes
+    assert facts.per_channel_tensors > 10
+    assert set(facts.ops) <= set(MICRO_RESOLVER_METHODS), facts.ops
+    assert {"QUANTIZE", "DEQUANTIZE", "RELU_0_TO_1"}.isdisjoint(facts.ops)
+
+
+def test_tflm_matches_litert_reference_kernels(export_dir: Path, data_dir: Path) -> None:
+    """Every op runs in TFLite-Micro, and its int8 logits equal LiteRT's reference kernels on real test images
+    and on saturating noise: bit for bit, up to the stated kernel-rounding tolerance."""
+    from edgeghost.data import load_split
+    from edgeghost.export.pipeline import TFLM_TOLERANCE_LSB
+    from edgeghost.runtime import load_runner
+
+    model = export_dir / "model_int8.tflite"
+    arena = json.loads((export_dir / "manifest.json").read_text())["tflm"]["arena_bytes"]
+    images = load_split("fashion_mnist", "test", data_dir).images[:14]
+    noise = np.random.default_rng(1).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    ref = load_runner(model, reference_kernels=True)
+    x = ref.prepare(np.concatenate([images, noise]))
+    assert np.array_equal(x.astype(np.int16), np.concatenate([images, noise]).astype(np.int16) - 128)
+    tflm = load_runner(model, backend="tflm", arena_size=arena)
+    expected, got = ref.run_raw(x), tflm.run_raw(x)
+    assert got.dtype == np.int8 and got.shape == (16, 10)
+    # Kernel rounding of int8 MUL / FULLY_CONNECTED may differ by 1 LSB and grow to a few LSB at the logits
+    # (see TFLM_TOLERANCE_LSB); never more than the export's tolerance, and most images stay bit-exact.
+    assert np.abs(got.astype(np.int32) - expected).max() <= TFLM_TOLERANCE_LSB
+    assert (got == expected).all(axis=1).sum() >= 12
+
+
+def test_fidelity_ladder(export_dir: Path) -> None:
+    ladder = json.loads((export_dir / "fidelity.json").read_text())
+    stages = [r["stage"] for r in ladder["ladder"]]
+    assert stages == ["torch train form", "torch deploy form", "ONNX (onnxruntime)", "TFLite fp32 (LiteRT)",
+                      "TFLite int8 (LiteRT reference kernels)", "TFLite-Micro int8"]
+    rungs = {r["stage"]: r for r in ladder["ladder"]}
+    assert all(r["samples"] == 24 for r in ladder["ladder"])
+    assert rungs["torch deploy form"]["rel_diff"] <= 1e-5
+    for stage in ("ONNX (onnxruntime)", "TFLite fp32 (LiteRT)"):
+        assert rungs[stage]["max_abs_diff"] <= 1e-4 and rungs[stage]["top1_agreement"] == 1.0
+    tflm_lsb = ladder["checks"]["tflm_vs_litert_reference_max_lsb"]
+    assert tflm_lsb <= 4
+    assert rungs["TFLite-Micro int8"]["top1_agreement"] >= 0.95
+    int8 = rungs["TFLite int8 (LiteRT reference kernels)"]
+    assert 0 < int8["max_abs_diff"] < 1.0 and int8["top1_agreement"] >= 0.5
+    md = (export_dir / "fidelity.md").read_text()
+    assert "| TFLite-Micro int8 |" in md and "int8 top-1 drop" in md
+
+
+def test_untrained_export_warns_loudly(tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "untrained"
+    rc = main(["export", "--model", "ghostnetv3_small_lean", "--width", "0.25", "--data-dir", str(data_dir),
+               "--out", str(out), "--eval-samples", "8", "--quiet"])
+    assert rc == 0
+    assert "UNTRAINED" in capsys.readouterr().err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["weights"] == {"checkpoint": None, "trained": False, "note": manifest["weights"]["note"]}
+    assert {p.name for p in out.iterdir()} == {"model.onnx", "model_fp32.tflite", "fidelity.json", "fidelity.md",
+                                                "manifest.json"}
+    assert "UNTRAINED" in (out / "fidelity.md").read_text()
+
+
+def _bad(args: list[str], out: Path, capsys: pytest.CaptureFixture[str], match: str) -> None:
+    rc = main(["export", *args, "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert len([line for line in err if line.startswith("edgeghost export: error:")]) == 1
+    assert match in err[-1], err[-1]
+    assert not out.exists()
+    if out.parent.is_dir():
+        assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}")], "temp folder left behind"
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--model", "mobilenet_v9"], "unknown model"),
+        (["--width", "5"], "out of range"),
+        (["--checkpoint", "no/such/best.pt"], "does not exist"),
+    ],
+)
+def test_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], match: str) -> None:
+    _bad(args, tmp_path / "out", capsys, match)
+
+
+def test_corrupt_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "best.pt"
+    bad.write_bytes(b"not a torch file")
+    _bad(["--checkpoint", str(bad)], tmp_path / "out", capsys, "corrupt")
+
+
+def test_checkpoint_width_mismatch(tmp_path: Path, ckpt: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _bad(["--checkpoint", str(ckpt), "--width", "0.5"], tmp_path / "out", capsys, "not width 0.5")
+
+
+def test_no_calibration_data(tmp_path: Path, ckpt: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _bad(["--checkpoint", str(ckpt), "--int8", "--data-dir", str(empty)], tmp_path / "out", capsys, "missing file")
+
+
+def test_unwritable_output(tmp_path: Path, ckpt: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    _bad(["--checkpoint", str(ckpt), "--data-dir", str(data_dir)], blocker / "out", capsys, "cannot write")
+
+
+def test_failed_export_leaves_previous_export_untouched(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model that fails a stage check (NaN weight) stops the export; nothing half-written replaces the old."""
+    broken = _checkpoint(tmp_path / "broken.pt", data_dir, corrupt_weights=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "manifest.json").write_text("{}")
+    rc = main(["export", "--checkpoint", str(broken), "--data-dir", str(data_dir), "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "refusing to export" in err
+    assert [p.name for p in out.iterdir()] == ["manifest.json"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
