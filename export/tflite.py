@@ -30,6 +30,21 @@ QUANT_MODES = {
 }
 
 
+def _import_tensorflow() -> Any:
+    """Import TensorFlow (and with it onnx2tf's backend) the one safe way.
+
+    Importing ``triton`` *after* TensorFlow 2.21 segfaults the process (torch's CUDA wheels ship triton, and
+    torchvision or torch.compile import it lazily), while the other order is fine: so triton goes first.
+    """
+    try:
+        import triton  # noqa: F401
+    except ImportError:  # CPU-only torch builds have no triton
+        pass
+    import tensorflow as tf
+
+    return tf
+
+
 @contextlib.contextmanager
 def _working_dir(path: Path) -> Iterator[None]:
     old = Path.cwd()
@@ -46,6 +61,7 @@ def onnx_to_keras(onnx_path: str | Path, *, sample_images: np.ndarray, work_dir:
     ``sample_images``: uint8 NHWC real images; onnx2tf uses them for its own per-op check (raw 0..255 floats,
     because the exported graph takes raw pixels).
     """
+    _import_tensorflow()
     import onnx2tf
 
     work_dir = Path(work_dir).resolve()  # resolved before onnx2tf runs in it
@@ -70,7 +86,7 @@ def onnx_to_keras(onnx_path: str | Path, *, sample_images: np.ndarray, work_dir:
 
 
 def _converter(keras_model: Any) -> Any:
-    import tensorflow as tf
+    tf = _import_tensorflow()
 
     spec = tf.TensorSpec(keras_model.inputs[0].shape, tf.float32, name="input")
     fn = tf.function(lambda x: keras_model(x)).get_concrete_function(spec)
@@ -79,7 +95,7 @@ def _converter(keras_model: Any) -> Any:
 
 def convert_fp32(keras_model: Any, path: str | Path) -> Path:
     """Plain float32 TFLite (builtin ops only), NHWC float input in 0..255."""
-    import tensorflow as tf
+    tf = _import_tensorflow()
 
     converter = _converter(keras_model)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -112,7 +128,7 @@ def convert_quantized(
     stops rare outliers from costing every other value its resolution.
     Every calibration image is fed as raw 0..255 floats, exactly what the exported graph expects.
     """
-    import tensorflow as tf
+    tf = _import_tensorflow()
 
     if mode not in QUANT_MODES:
         raise ValueError(f"unknown quantization mode {mode!r}")
