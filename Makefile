@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Debian packages: Fashion-MNIST for the demo; sshd + qemu-user + mmdebstrap for the emulated Raspberry Pi;
-# the Arm toolchain and QEMU for the Cortex-M firmware; valgrind for instruction counts.
+# the Arm toolchain and QEMU for the Cortex-M firmware.
 APT_DEMO := dataset-fashion-mnist g++ make
 APT_TEST := $(APT_DEMO) openssh-server openssh-client qemu-user mmdebstrap gcc-arm-none-eabi \
 	libnewlib-arm-none-eabi libstdc++-arm-none-eabi-dev qemu-system-arm
@@ -17,6 +17,10 @@ endif
 DEMO_RUN := runs/$(DEMO_NAME)
 DEMO_EXPORT := exports/$(DEMO_NAME)-best
 EG := $(BIN)/edgeghost
+# TFLite-Micro source trees for building firmware (firmware_examples/README.md says how to make one); this
+# workplace keeps them beside the project in ../shared.
+TFLM_DIR ?= $(abspath ../shared/third_party/tflm)
+export TFLM_DIR
 
 .PHONY: demo test venv apt-demo apt-test clean
 
@@ -55,6 +59,7 @@ demo: venv apt-demo
 	$(EG) export --checkpoint $(DEMO_RUN)/best.pt --int8 --eval-samples 1000 --out $(DEMO_EXPORT)
 	$(EG) bench --device host --checkpoints $(DEMO_RUN)/best.pt --eval-samples 1000 --out bench/$(DEMO_NAME)-host
 	$(EG) bench --device tflm --exports $(DEMO_EXPORT) --eval-samples 200 --out bench/$(DEMO_NAME)-tflm
+	$(EG) firmware --export $(DEMO_EXPORT) --target host --out build/$(DEMO_NAME)-fw --run
 
 test: venv apt-test
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15

@@ -9,7 +9,6 @@ folder next to the destination and renamed into place at the end, so a failed ex
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import platform
@@ -20,13 +19,13 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import EdgeGhostError
+from ..sysinfo import file_digest, tool_versions
 
 DEFAULT_MODEL = "ghostnetv3_small"
 DEFAULT_DATASET = "fashion_mnist"
@@ -97,22 +96,8 @@ def _timed(timings: dict[str, float], name: str, verbose: bool) -> Iterator[None
     _say(f"[export] {name} done in {timings[name]:.1f} s (CPU {timings['cpu_s'][name]:.1f} s)", verbose)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _tool_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for tool in ("edgeghost", *TOOLS):
-        try:
-            versions[tool] = metadata.version(tool)
-        except metadata.PackageNotFoundError:
-            versions[tool] = "not installed"
-    return versions
+    return {"python": platform.python_version(), **tool_versions(("edgeghost", *TOOLS))}
 
 
 def _check_parity(name: str, got: np.ndarray, ref: np.ndarray, ref_name: str) -> float:
@@ -464,7 +449,7 @@ def _manifest(src: _Source, tmp: Path, *, files: dict[str, Path], quant: dict[st
     hashes = {}
     for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
         rel = str(path.relative_to(tmp))
-        hashes[rel] = {"sha256": _sha256(path), "bytes": path.stat().st_size}
+        hashes[rel] = {"sha256": file_digest(path), "bytes": path.stat().st_size}
     mean, std = list(src.mean), list(src.std)
     inputs = {
         "model.onnx": {"dtype": "float32", "shape": [1, 3, 32, 32], "layout": "NCHW", "range": "raw pixels 0..255"},

@@ -39,6 +39,7 @@ def test_wheel_maps_export_and_runtime_into_edgeghost(wheel_dir: Path) -> None:
     assert (pkg / "export" / "__init__.py").is_file()
     assert (pkg / "runtime" / "__init__.py").is_file()
     assert (pkg / "models" / "ghostnet.py").is_file()
+    assert (pkg / "firmware_examples" / "host" / "main.cc").is_file()  # `edgeghost firmware` needs its templates
     # every source package in the tree is in the wheel (a package missing from pyproject's list fails here)
     for src, dst in [(ROOT / "edgeghost", pkg), (ROOT / "export", pkg / "export"), (ROOT / "runtime", pkg / "runtime")]:
         for init in src.rglob("__init__.py"):

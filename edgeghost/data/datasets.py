@@ -12,7 +12,6 @@ One reader per format; everything else (training, calibration, evaluation, bench
 from __future__ import annotations
 
 import gzip
-import hashlib
 import pickle
 import shutil
 import tempfile
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EdgeGhostError
+from ..sysinfo import file_digest
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -153,12 +153,7 @@ CIFAR_URL = {
 
 
 def file_md5(path: Path) -> str:
-    """Hex MD5 of a file, read in 1 MiB chunks."""
-    digest = hashlib.md5()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digest(path, "md5")
 
 
 def read_cifar_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,22 @@
+// The model-independent core every edgeghost firmware shares: TFLite-Micro set up over the generated model.
+// Targets only add their seams (where images come from, where results go, how time is read).
+#ifndef EDGEGHOST_CLASSIFIER_H_
+#define EDGEGHOST_CLASSIFIER_H_
+
+#include <cstddef>
+#include <cstdint>
+
+// Maps the model, registers exactly its ops and allocates tensors in the static arena.
+// Returns false after logging why (bad schema version, op registration, arena too small, wrong I/O shape).
+bool ClassifierSetup();
+
+// Runs one raw int8 input of kInputSize bytes and copies the kNumClasses raw int8 scores into `scores`.
+bool ClassifierInvoke(const int8_t* input, int8_t* scores);
+
+// Bytes of the arena the interpreter actually used (valid after ClassifierSetup).
+size_t ClassifierArenaUsedBytes();
+
+// Index of the highest score (first one on ties, like numpy.argmax).
+int ClassifierArgMax(const int8_t* scores);
+
+#endif  // EDGEGHOST_CLASSIFIER_H_

@@ -1,0 +1,110 @@
+// Semihosting I/O, exit, cycle counter and TFLite-Micro's logging/time hooks for bare-metal Cortex-M.
+#include "platform.h"
+
+#include <cstdarg>
+#include <cstdio>
+
+#include "tensorflow/lite/micro/debug_log.h"
+#include "tensorflow/lite/micro/micro_time.h"
+
+namespace {
+// Semihosting operations (Arm "Semihosting for AArch32 and AArch64", v2).
+constexpr int kSysWrite0 = 0x04;
+constexpr int kSysExitExtended = 0x20;
+constexpr uint32_t kApplicationExit = 0x20026;
+
+// Cortex-M debug registers for the cycle counter.
+volatile uint32_t* const kDemcr = reinterpret_cast<volatile uint32_t*>(0xE000EDFC);
+volatile uint32_t* const kDwtCtrl = reinterpret_cast<volatile uint32_t*>(0xE0001000);
+volatile uint32_t* const kDwtCyccnt = reinterpret_cast<volatile uint32_t*>(0xE0001004);
+
+// BKPT 0xAB is the M-profile semihosting trap; the debugger or QEMU services it and returns in r0.
+int Semihost(int op, const void* arg) {
+  register int r0 __asm__("r0") = op;
+  register const void* r1 __asm__("r1") = arg;
+  __asm__ volatile("bkpt 0xAB" : "+r"(r0) : "r"(r1) : "memory");
+  return r0;
+}
+}  // namespace
+
+void PlatformPrint(const char* text) { Semihost(kSysWrite0, text); }
+
+void PlatformPrintf(const char* format, ...) {
+  char line[256];
+  va_list args;
+  va_start(args, format);
+  vsnprintf(line, sizeof(line), format, args);
+  va_end(args);
+  PlatformPrint(line);
+}
+
+void PlatformExit(int code) {
+  // The extended form carries the exit code itself, not just "stopped", so CI sees pass/fail.
+  const uint32_t block[2] = {kApplicationExit, static_cast<uint32_t>(code)};
+  Semihost(kSysExitExtended, block);
+  for (;;) {
+  }
+}
+
+void PlatformInit() {
+  *kDemcr |= 1u << 24;  // TRCENA: power the DWT unit
+  *kDwtCyccnt = 0;
+  *kDwtCtrl |= 1u;  // CYCCNTENA
+}
+
+uint32_t PlatformCycles() { return *kDwtCyccnt; }
+
+// TFLite-Micro's logging goes to the same semihosting stream.
+extern "C" void DebugLog(const char* format, va_list args) {
+  char line[256];
+  vsnprintf(line, sizeof(line), format, args);
+  PlatformPrint(line);
+}
+
+extern "C" int DebugVsnprintf(char* buffer, size_t buf_size, const char* format, va_list vlist) {
+  return vsnprintf(buffer, buf_size, format, vlist);
+}
+
+namespace tflite {
+uint32_t ticks_per_second() { return 0; }  // clock speed is board-specific; cycles are reported instead
+uint32_t GetCurrentTimeTicks() { return PlatformCycles(); }
+}  // namespace tflite
+
+// C entry points for startup.c.
+extern "C" void PlatformPrintC(const char* text) { PlatformPrint(text); }
+extern "C" void PlatformExitC(int code) { PlatformExit(code); }
+
+// The newlib system calls the linked code can reach. There are no files or processes: stdio goes through
+// PlatformPrint instead, and static destructors never run (main's return ends the program).
+extern "C" {
+void* __dso_handle = nullptr;
+extern char __heap_start__, __heap_end__;
+void* _sbrk(int increment) {
+  static char* brk = &__heap_start__;
+  if (brk + increment > &__heap_end__) return reinterpret_cast<void*>(-1);
+  char* old = brk;
+  brk += increment;
+  return old;
+}
+void _exit(int code) { PlatformExit(code); }
+int _kill(int, int) { return -1; }
+int _getpid() { return 1; }
+int _write(int, const char* data, int length) {
+  // Semihosting SYS_WRITE0 needs a terminated string; print in chunks.
+  char chunk[65];
+  for (int done = 0; done < length;) {
+    int n = length - done < 64 ? length - done : 64;
+    for (int i = 0; i < n; ++i) chunk[i] = data[done + i];
+    chunk[n] = '\0';
+    PlatformPrint(chunk);
+    done += n;
+  }
+  return length;
+}
+int _read(int, char*, int) { return -1; }
+int _close(int) { return -1; }
+int _lseek(int, int, int) { return -1; }
+int _isatty(int) { return 1; }
+struct stat;
+int _fstat(int, struct stat*) { return -1; }
+}

@@ -1,0 +1,193 @@
+"""Firmware: a real GN-S int8 export compiled into TFLite-Micro firmware for the host, Cortex-M4 (reference and
+CMSIS-NN kernels) and Cortex-M55, run natively or in QEMU, and its int8 outputs compared with the TFLite-Micro
+Python interpreter's; the MLPerf Tiny harness driven through its command protocol; the error paths.
+
+Needs a TFLite-Micro tree (``$TFLM_DIR``, default ``../shared/third_party/tflm``), g++, the Arm toolchain and
+qemu-system-arm. TFLM object files are shared between the builds (``$EDGEGHOST_TFLM_CACHE`` keeps them across runs).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeghost.cli import main
+from edgeghost.errors import EdgeGhostError
+from edgeghost.export import firmware as fw
+from edgeghost.export.tflm import read_tflite, write_tflm_artifacts
+from edgeghost.runtime.tflm import tflm_invoke
+
+REPO = Path(__file__).resolve().parents[1]
+NUM_IMAGES = 3
+
+
+@pytest.fixture(scope="module")
+def tflm_root() -> Path:
+    root = Path(os.environ.get("TFLM_DIR") or REPO.parent / "shared/third_party/tflm")
+    if not (root / "reference").is_dir():
+        pytest.fail(f"no TFLite-Micro trees at {root}: set TFLM_DIR (see firmware_examples/README.md)")
+    return root
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return Path(os.environ.get("EDGEGHOST_TFLM_CACHE") or tmp_path_factory.mktemp("tflm-obj"))
+
+
+@pytest.fixture(scope="module")
+def gns_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from edgeghost.export import export_model
+
+    out = tmp_path_factory.mktemp("export") / "ghostnetv3_small_w0.25"
+    export_model(model="ghostnetv3_small", width=0.25, out=out, int8=True, calib_samples=16, eval_samples=8,
+                 verbose=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def model(gns_export: Path) -> fw.ModelSource:
+    return fw.model_from_export(gns_export)
+
+
+@pytest.fixture(scope="module")
+def images(model: fw.ModelSource) -> np.ndarray:
+    imgs, origin = fw.sample_images(model, num=NUM_IMAGES)
+    assert "fashion_mnist" in origin  # real test images, not noise
+    return imgs
+
+
+def test_tflm_artifacts_match_the_model(model: fw.ModelSource) -> None:
+    facts = read_tflite(model.tflite)
+    ops_h = (model.tflm_dir / "model_ops.h").read_text()
+    settings = (model.tflm_dir / "model_settings.h").read_text()
+    registered = re.findall(r"resolver\.(Add\w+)\(\)", ops_h)
+    assert len(registered) == len(set(registered)) == len(set(facts.ops))
+    assert f"constexpr int kNumOps = {len(registered)};" in ops_h
+    info = model.info
+    assert info["arena_bytes"] == info["arena_measured_bytes"] + info["arena_margin_bytes"]
+    assert f"constexpr int kTensorArenaSize = {info['arena_bytes']};" in settings
+    assert "constexpr float kInputScale = 1.0f;" in settings and "kInputZeroPoint = -128;" in settings
+    data = (model.tflm_dir / "model_data.cc").read_text()
+    assert "alignas(16)" in data and f"g_model_len = {model.tflite.stat().st_size};" in data
+
+
+BUILDS = [("host", "reference"), ("cortex-m4", "reference"), ("cortex-m4", "cmsis-nn"), ("cortex-m55", "reference")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("target", "kernels"), BUILDS, ids=[f"{t}-{k}" for t, k in BUILDS])
+def test_firmware_outputs_identical_to_tflm_python(target: str, kernels: str, model: fw.ModelSource,
+                                                   images: np.ndarray, tflm_root: Path, cache_dir: Path,
+                                                   tmp_path: Path) -> None:
+    project = fw.generate_firmware(model, tmp_path / target, target=target, kernels=kernels, test_images=images)
+    binary = fw.build_firmware(project, tflm_dir=tflm_root, cache_dir=cache_dir, jobs=os.cpu_count())
+    check = fw.check_firmware(project, model, images)
+    assert check.outputs.shape == (NUM_IMAGES, 10)
+    np.testing.assert_array_equal(check.outputs, check.expected)
+    if target != "host":  # the bare-metal firmware checks itself too: exit code 0 and its own verdict
+        assert check.run.passed and f"PASS: {NUM_IMAGES} of {NUM_IMAGES}" in check.run.log
+    used = int(re.search(r"arena used (\d+) of", check.run.log).group(1))
+    assert used <= model.info["arena_bytes"]
+    size = fw.firmware_size(binary, arena_bytes=model.info["arena_bytes"])
+    assert size["bss"] >= model.info["arena_bytes"] and size["flash"] > model.info["model_bytes"]
+
+
+@pytest.mark.slow
+def test_mlperf_tiny_harness_answers_its_commands(model: fw.ModelSource, images: np.ndarray, tflm_root: Path,
+                                                  cache_dir: Path, tmp_path: Path) -> None:
+    project = fw.generate_firmware(model, tmp_path / "mlperf", target="mlperf-tiny")
+    binary = fw.build_firmware(project, tflm_dir=tflm_root, cache_dir=cache_dir, jobs=os.cpu_count())
+    pixels = images[0].reshape(-1)
+    hex_digits = pixels.tobytes().hex()
+    chunks = [hex_digits[i : i + 512] for i in range(0, len(hex_digits), 512)]
+    script = ["name", "profile", f"db load {pixels.size}", *(f"db {c}" for c in chunks), "infer 2 1", "results"]
+    proc = subprocess.run([str(binary)], input="".join(f"{c}%" for c in script), capture_output=True, text=True,
+                          timeout=120, check=True)
+    out = proc.stdout
+    assert "m-init-done" in out and out.count("m-ready") == len(script) + 1
+    assert "m-name-dut-[edgeghost]" in out and "m-model-[ic01]" in out
+    assert f"m-[Expecting {pixels.size} bytes]" in out and out.count("m-load-done") == 1
+    assert "m-infer-done" in out and len(re.findall(r"m-lap-us-\d+", out)) == 2
+    results = re.findall(r"m-results-\[([^\]]*)\]", out)
+    assert len(results) == 2 and results[0] == results[1]  # infer prints them, `results` repeats them
+    got = np.array([float(v) for v in results[0].split(",")])
+    # The harness feeds uint8 pixels as int8 = pixel - 128 and prints dequantized scores with 3 decimals.
+    raw = tflm_invoke(model.tflite, (pixels.astype(np.int16) - 128).astype(np.int8).reshape(1, 32, 32, 3))
+    out_q = model.info["output"]
+    want = out_q["scale"] * (raw.reshape(-1).astype(np.float64) - out_q["zero_point"])
+    np.testing.assert_allclose(got, want, atol=0.0006)
+
+
+def test_board_projects_carry_the_same_generated_files(model: fw.ModelSource, images: np.ndarray,
+                                                       tmp_path: Path) -> None:
+    esp = fw.generate_firmware(model, tmp_path / "esp", target="esp32s3", test_images=images)
+    ino = fw.generate_firmware(model, tmp_path / "ino", target="arduino", test_images=images)
+    for name in ("model_data", "model_settings", "model_ops"):
+        ext = ".cc" if name == "model_data" else ".h"
+        ref = (model.tflm_dir / f"{name}{ext}").read_bytes()
+        assert (esp / "main" / f"{name}{ext}").read_bytes() == ref
+        assert (ino / "edgeghost_classifier" / f"{name}{ext.replace('.cc', '.cpp')}").read_bytes() == ref
+    assert (esp / "main/idf_component.yml").is_file() and (ino / "edgeghost_classifier/classifier.cpp").is_file()
+    # The embedded reference outputs are the TFLite-Micro interpreter's for the embedded inputs.
+    expected = tflm_invoke(model.tflite, fw.to_model_inputs(images, model.info))
+    embedded = (esp / "main/test_data.cc").read_text().split("kTestExpected")[1]
+    assert [int(v) for v in re.findall(r"-?\d+", embedded.split("=", 1)[1])] == expected.reshape(-1).tolist()
+    with pytest.raises(EdgeGhostError, match="own tools"):
+        fw.check_toolchain("esp32s3")
+
+
+def test_unsupported_op_fails_with_its_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tf = pytest.importorskip("tensorflow")
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 10], tf.float32)])
+    def top3(x):
+        return tf.math.top_k(x, 3).values
+
+    path = tmp_path / "topk.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_concrete_functions([top3.get_concrete_function()], top3).convert())
+    with pytest.raises(EdgeGhostError, match="TOPK_V2"):
+        write_tflm_artifacts(path, tmp_path / "tflm", labels=["a", "b", "c"])
+    assert not (tmp_path / "tflm").exists()  # nothing half-written
+    assert main(["firmware", "--tflite", str(path), "--target", "host", "--out", str(tmp_path / "fw")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "TOPK_V2" in err and "does not support" in err
+
+
+def test_missing_toolchain_names_the_debian_package(gns_export: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    with pytest.raises(EdgeGhostError, match=r"apt-get install gcc-arm-none-eabi"):
+        fw.check_toolchain("cortex-m4")
+    code = main(["firmware", "--export", str(gns_export), "--target", "cortex-m55", "--out", str(tmp_path / "fw"),
+                 "--build"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "arm-none-eabi-g++ not found" in err
+    assert not (tmp_path / "fw").exists()
+
+
+def test_missing_tflm_tree_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("TFLM_DIR", raising=False)
+    with pytest.raises(EdgeGhostError, match="TFLM_DIR"):
+        fw.resolve_tflm_dir(None)
+    with pytest.raises(EdgeGhostError, match="cmsis-nn"):
+        fw.resolve_tflm_dir(tmp_path, kernels="cmsis-nn")
+
+
+def test_cli_choices_are_the_library_tables() -> None:
+    from edgeghost.cli import firmware as cli
+
+    assert cli.TARGETS == tuple(fw.TARGETS) and cli.KERNELS == fw.KERNELS
+
+
+def test_examples_are_found_where_the_package_is() -> None:
+    # Source checkout and wheel both keep firmware_examples/ two levels above export/firmware.py.
+    assert (fw.EXAMPLES_DIR / "common/classifier.cc").is_file()
+    for spec in fw.TARGETS.values():
+        assert (fw.EXAMPLES_DIR / spec.example).is_dir()
