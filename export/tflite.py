@@ -40,6 +40,8 @@ def _import_tensorflow() -> Any:
         import triton  # noqa: F401
     except ImportError:  # CPU-only torch builds have no triton
         pass
+    # TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) would bury the export's own progress lines.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
     return tf
