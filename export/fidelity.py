@@ -103,6 +103,8 @@ def layer_report(fp32_path: str | Path, int8_path: str | Path, images: np.ndarra
     tensor by tensor (LiteRT's reference kernels for int8, as TFLite-Micro). Slow-ish: a few dozen images."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+    from ..runtime.remote_runner import quantize
+
     def run(path: str | Path, reference: bool) -> tuple[Any, list[dict[str, np.ndarray]]]:
         interp = Interpreter(
             model_path=str(path), experimental_preserve_all_tensors=True,
@@ -115,7 +117,7 @@ def layer_report(fp32_path: str | Path, int8_path: str | Path, images: np.ndarra
             x = image[None].astype(np.float32)
             if np.issubdtype(inp["dtype"], np.integer):
                 scale, zp = inp["quantization"]
-                x = np.clip(np.round(x / scale) + zp, -128, 127).astype(inp["dtype"])
+                x = quantize(x, scale, zp, inp["dtype"])
             interp.set_tensor(inp["index"], x)
             interp.invoke()
             outs.append({t["name"]: interp.get_tensor(t["index"]).copy() for t in _op_outputs(interp)})

@@ -12,36 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from edgeghost.cli import main
 from edgeghost.data import get_spec
-from edgeghost.models import create_model
+from edgeghost.data.synthetic import write_synthetic_fashion_mnist
+from edgeghost.models import create_model, estimate_bn_statistics
 from edgeghost.training.checkpoint import atomic_torch_save, make_checkpoint
 
 WIDTH = 0.25
 MODEL = "ghostnetv3_small"
-
-
-def _write_idx(path: Path, array: np.ndarray) -> None:
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
-
-
-def _fake_fashion_mnist(root: Path, *, n_train: int = 160, n_test: int = 48, seed: int = 0) -> Path:
-    """Fashion-MNIST-like IDX files: dark background, bright class-dependent blobs spanning 0..255."""
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        labels = rng.integers(0, 10, n)
-        images = np.zeros((n, 28, 28), np.uint8)
-        for i, label in enumerate(labels):
-            top, left = 4 + label % 5, 4 + label // 2
-            images[i, top : top + 14, left : left + 10] = rng.integers(120, 256, (14, 10))
-            images[i, 13, 13] = 255
-        _write_idx(root / f"{prefix}-images-idx3-ubyte", images)
-        _write_idx(root / f"{prefix}-labels-idx1-ubyte", labels)
-    return root
 
 
 def _checkpoint(path: Path, data_dir: Path, *, width: float = WIDTH, corrupt_weights: bool = False) -> Path:
@@ -51,14 +30,10 @@ def _checkpoint(path: Path, data_dir: Path, *, width: float = WIDTH, corrupt_wei
     spec = get_spec("fashion_mnist")
     torch.manual_seed(0)
     model = create_model(MODEL, width=width, num_classes=spec.num_classes)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.momentum = None
-    images = torch.from_numpy(load_split("fashion_mnist", "train", data_dir).images[:64]).permute(0, 3, 1, 2)
-    mean, std = torch.tensor(spec.mean).view(1, 3, 1, 1), torch.tensor(spec.std).view(1, 3, 1, 1)
-    with torch.no_grad():
-        model.train()(((images.float() / 255) - mean) / std)
-        if corrupt_weights:
+    images = load_split("fashion_mnist", "train", data_dir).images[:64]
+    estimate_bn_statistics(model, images, mean=spec.mean, std=spec.std)
+    if corrupt_weights:
+        with torch.no_grad():
             model.stem[0].conv.weight[0, 0, 0, 0] = float("nan")
     ckpt = make_checkpoint(model.eval(), model_name=MODEL, dataset="fashion_mnist", classes=spec.classes,
                            mean=spec.mean, std=spec.std, epoch=1)
@@ -67,7 +42,7 @@ def _checkpoint(path: Path, data_dir: Path, *, width: float = WIDTH, corrupt_wei
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _fake_fashion_mnist(tmp_path_factory.mktemp("fmnist"))
+    return write_synthetic_fashion_mnist(tmp_path_factory.mktemp("fmnist"), train=160, test=48)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +58,8 @@ def export_dir(tmp_path_factory: pytest.TempPathFactory, ckpt: Path, data_dir: P
     os.chdir(work)
     try:
         rc = main(["export", "--checkpoint", str(ckpt), "--int8", "--data-dir", str(data_dir),
-                   "--out", "exports/gns", "--calib-samples", "32", "--eval-samples", "24", "--quiet"])
+                   "--out", "exports/gns", "--calib-samples", "32", "--eval-samples", "24", "--layer-report",
+                   "--quiet"])
     finally:
         os.chdir(cwd)
     assert rc == 0
@@ -115,6 +91,14 @@ def test_export_folder_contract(export_dir: Path) -> None:
         assert hashlib.sha256(data).hexdigest() == entry["sha256"] and len(data) == entry["bytes"], rel
     settings = (export_dir / "tflm" / "model_settings.h").read_text()
     assert f"kTensorArenaSize = {manifest['tflm']['arena_bytes']};" in settings
+
+
+def test_layer_report_ranks_int8_error_per_op(export_dir: Path) -> None:
+    report = (export_dir / "int8_layers.md").read_text()
+    rows = [line for line in report.splitlines() if line.startswith("| ") and line[2:3].isdigit()]
+    assert len(rows) >= 10  # one row per op output that int8 quantizes
+    added = [float(r.split("|")[3]) for r in rows]
+    assert added == sorted(added, reverse=True) and added[0] > 0
 
 
 def test_onnx_takes_raw_pixels_with_normalization_first(export_dir: Path) -> None:
