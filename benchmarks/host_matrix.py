@@ -16,12 +16,13 @@ Writes benchmarks/results/host_matrix.{json,csv,md,png}.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from edgeghost.fileio import atomic_path, atomic_write_json, atomic_write_text
 
 MODELS = [
     # name               width
@@ -122,7 +123,8 @@ def plot(doc: dict, path: Path) -> None:
     ax.legend(fontsize=7, ncol=6, loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
     ax.grid(True, axis="y", which="both", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
 
 
@@ -136,7 +138,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from edgeghost.data import load_split
-    from edgeghost.runtime import bench
+    from edgeghost import bench
 
     work = Path(args.work_dir)
     train = load_split(DATASET, "train", args.data_dir)
@@ -159,16 +161,15 @@ def main() -> int:
                            **{**common, "warmup": 3, "min_runs": 5})
     rows = host["rows"] + tflm["rows"]
     for r in rows:  # untrained: accuracy is not a result
-        r["top1"] = None
+        r["top1_pct"] = None
     doc = {"schema": "edgeghost-host-matrix-v1", "created": host["created"],
            "command": " ".join([Path(sys.executable).name, *sys.argv]), "host": host["host"],
            "settings": host["settings"] | {"devices": ["host", "tflm"], "weights": "untrained"},
            "rows": rows, "ratios": ratios(rows)}
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "host_matrix.json").write_text(json.dumps(doc, indent=2) + "\n")
-    (out / "host_matrix.csv").write_text(bench.to_csv(doc))
-    (out / "host_matrix.md").write_text(markdown(doc))
+    atomic_write_json(out / "host_matrix.json", doc)
+    atomic_write_text(out / "host_matrix.csv", bench.to_csv(doc))
+    atomic_write_text(out / "host_matrix.md", markdown(doc))
     plot(doc, out / "host_matrix.png")
     print(markdown(doc))
     return 0

@@ -10,17 +10,15 @@ at width 2.8, batch 1, at most 0.45× the train-form time.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 
 from edgeghost.models import create_model, reparameterize
-from edgeghost.runtime.remote_runner import measure_latency
+from edgeghost.fileio import atomic_write_json
+from edgeghost.runtime import measure_latency
 from edgeghost.sysinfo import machine_info
 
 GOAL = 0.45
@@ -29,7 +27,7 @@ GOAL = 0.45
 def bench(width: float, batch: int, *, rounds: int, min_time_s: float) -> dict:
     model = create_model("ghostnetv3_small", width=width).eval()
     forms = {"train": model, "deploy": reparameterize(model)}
-    x = torch.randn(batch, 3, 32, 32)
+    x = torch.randn(batch, model.in_chans, model.img_size, model.img_size)  # the model's own input
     medians: dict[str, list[float]] = {k: [] for k in forms}
     with torch.inference_mode():
         for _ in range(rounds):
@@ -74,11 +72,7 @@ def main() -> int:
                  "met": goal_row["ratio"] <= GOAL},
         "results": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=args.out.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(tmp, args.out)
+    atomic_write_json(args.out, result)
     print(f"goal deploy/train ≤ {GOAL} at w2.8 batch 1: {goal_row['ratio']:.3f} "
           f"({'met' if result['goal']['met'] else 'missed'}) → {args.out}")
     return 0

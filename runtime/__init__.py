@@ -4,7 +4,11 @@
 TFLite model (LiteRT with XNNPACK, or its reference kernels) or an int8 TFLite model in TFLite-Micro, and
 returns a :class:`Runner`: ``.info`` says what it is, ``.predict(uint8 NHWC images)`` returns float32 logits
 (layout and int8 (de)quantization are done from the model's own parameters), ``.run_raw(x)`` runs the
-model's own input. ``measure_latency`` is the one latency loop of every device.
+model's own input. ``measure_latency`` is the one latency loop of every device; ``read_tflite`` the one
+``.tflite`` reader.
+
+Layer: this package imports only the models and the checkpoint format below it (for torch runners), never
+``edgeghost.export`` or an application; ``core.py`` imports nothing from edgeghost at all (it ships to devices).
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import EdgeGhostError
-from .remote_runner import LatencyStats, Runner, RunnerInfo, dequantize, measure_latency, quantize
+from .core import LatencyStats, Runner, RunnerInfo, dequantize, measure_latency, quantize
+from .tflite_file import TensorFacts, TFLiteFacts, read_tflite
 
 BACKENDS = ("torch", "onnxruntime", "litert", "tflm")
 
@@ -21,10 +26,13 @@ __all__ = [
     "LatencyStats",
     "Runner",
     "RunnerInfo",
+    "TFLiteFacts",
+    "TensorFacts",
     "dequantize",
     "load_runner",
     "measure_latency",
     "quantize",
+    "read_tflite",
 ]
 
 
@@ -41,7 +49,8 @@ def load_runner(
     ``.tflite`` LiteRT); ``backend="tflm"`` runs a ``.tflite`` in TFLite-Micro instead.
 
     ``threads``: CPU threads (torch, onnxruntime, LiteRT). ``reference_kernels``: LiteRT's BUILTIN_REF op
-    resolver instead of XNNPACK (bit-exact with TFLite-Micro). ``form``: ``train`` or ``deploy``
+    resolver instead of XNNPACK (the kernels TFLite-Micro's are ported from; see ``edgeghost bench --device tflm``
+    for how far apart they are). ``form``: ``train`` or ``deploy``
     (reparameterized) for checkpoints. ``arena_size``: TFLite-Micro arena in bytes (default: measured minimum).
     """
     path = Path(path)
@@ -65,6 +74,6 @@ def load_runner(
         from .tflm import TFLMRunner
 
         return TFLMRunner(path, arena_size=arena_size)
-    from .remote_runner import open_model
+    from .core import open_model
 
     return open_model(path, threads=threads, reference_kernels=reference_kernels)

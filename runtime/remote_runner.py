@@ -1,10 +1,9 @@
-"""edgeghost model runner: one self-contained file that needs only the standard library, numpy and one runtime.
+"""edgeghost's device-side runner: the runtime core plus device facts and a job runner, as one file.
 
-It runs exported models (``.tflite`` through ``ai-edge-litert`` or the ``tflite-runtime`` fallback, ``.onnx``
-through ``onnxruntime``) on raw uint8 pixels, times them with the one latency loop of edgeghost and reads the
-device facts (board, governor, temperature, throttling). The host imports it as
-``edgeghost.runtime.remote_runner``; ``edgeghost bench --device rpi4`` copies this very file to a Raspberry Pi
-and runs it there, so both sides run identical code. Keep it free of edgeghost imports (one optional one below).
+``edgeghost bench --device rpi4`` ships this file to a Raspberry Pi (or any Linux board) with the text of
+``runtime/core.py`` put in place of the core import below (:func:`edgeghost.runtime.rpi4.runner_source`), so the
+device needs only the standard library, numpy and one runtime (``ai-edge-litert``, ``tflite-runtime`` or
+``onnxruntime``) and runs the very code the host runs. On the host it is ``edgeghost.runtime.remote_runner``.
 
 On the device::
 
@@ -23,19 +22,16 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-try:  # on the host, runner errors are edgeghost's user errors; on a device this file stands alone
-    from edgeghost.errors import EdgeGhostError as RunnerError
-except ImportError:  # pragma: no cover - exercised on the device
-
-    class RunnerError(Exception):  # type: ignore[no-redef]
-        """A model or device problem, reported as one line."""
-
+# <core> (replaced by the text of runtime/core.py when the runner is shipped)
+from .core import (  # noqa: F401 - the core's names are this module's names, as on the device
+    LatencyStats, Runner, RunnerError, RunnerInfo, TFLiteRunner, dequantize, measure_latency, open_model, quantize,
+)
+# </core>
 
 SCHEMA = "edgeghost-runner-v1"
 MIN_PYTHON = (3, 9)
@@ -45,284 +41,6 @@ RUNTIMES = {"litert": ("ai_edge_litert", "ai-edge-litert"), "onnxruntime": ("onn
             "tflite_runtime": ("tflite_runtime", "tflite-runtime")}
 FORMAT_RUNTIMES = {"onnx": ("onnxruntime",), "tflite_fp32": ("litert", "tflite_runtime"),
                    "tflite_int8": ("litert", "tflite_runtime")}
-
-# --- the latency loop ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LatencyStats:
-    """Single-image latency after warm-up: order statistics are robust to the odd scheduler hiccup."""
-
-    runs: int
-    median_ms: float
-    p90_ms: float
-    mean_ms: float
-    std_ms: float
-    min_ms: float
-    fps: float  # 1000 / median_ms
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def measure_latency(
-    fn: Callable[[], object],
-    *,
-    warmup: int = 10,
-    min_time_s: float = 1.0,
-    min_runs: int = 10,
-    max_runs: int = 100_000,
-) -> LatencyStats:
-    """Time ``fn()`` (one inference on one prepared image): ``warmup`` calls are discarded (caches, lazy
-    allocation, XNNPACK packing), then calls repeat until both ``min_runs`` and ``min_time_s`` are reached."""
-    if min_runs < 1 or max_runs < min_runs:
-        raise RunnerError(f"latency loop needs 1 <= min_runs <= max_runs, got {min_runs}, {max_runs}")
-    for _ in range(max(0, warmup)):
-        fn()
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < max_runs and (len(times) < min_runs or time.perf_counter() - start < min_time_s):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    ms = np.asarray(times) * 1e3
-    median = float(np.median(ms))
-    return LatencyStats(
-        runs=len(ms),
-        median_ms=median,
-        p90_ms=float(np.percentile(ms, 90)),
-        mean_ms=float(ms.mean()),
-        std_ms=float(ms.std()),
-        min_ms=float(ms.min()),
-        fps=1000.0 / median if median > 0 else float("inf"),
-    )
-
-
-# --- quantization and layout --------------------------------------------------------------------------
-
-
-def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
-    """Affine quantization ``q = round(x / scale) + zero_point``, saturated to ``dtype``'s range."""
-    info = np.iinfo(dtype)
-    q = np.round(np.asarray(x, np.float64) / scale) + zero_point
-    return np.clip(q, info.min, info.max).astype(dtype)
-
-
-def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    return ((np.asarray(q, np.float32) - np.float32(zero_point)) * np.float32(scale)).astype(np.float32)
-
-
-def infer_layout(shape: tuple[int, ...]) -> str:
-    """``NCHW`` or ``NHWC`` from a 4-D image input shape (channels are 1 or 3; images are wider than that)."""
-    if len(shape) != 4:
-        raise RunnerError(f"expected a 4-D image input, got shape {tuple(shape)}")
-    if shape[1] in (1, 3) and shape[3] not in (1, 3):
-        return "NCHW"
-    if shape[3] in (1, 3):
-        return "NHWC"
-    raise RunnerError(f"cannot tell the channel axis of input shape {tuple(shape)}")
-
-
-@dataclass(frozen=True)
-class RunnerInfo:
-    """What a loaded model is: enough to feed it and to describe it in a results table."""
-
-    backend: str  # torch, onnxruntime, litert, tflite_runtime, tflm
-    format: str  # torch, torch_deploy, onnx, tflite_fp32, tflite_int8
-    path: str
-    size_bytes: int
-    input_shape: tuple[int, ...]
-    input_dtype: str
-    layout: str  # NCHW or NHWC
-    input_quant: tuple[float, int] | None  # (scale, zero_point) of an integer input
-    output_quant: tuple[float, int] | None
-    num_classes: int
-    threads: int
-    kernels: str  # e.g. xnnpack, builtin_ref, tflm_reference
-    arena_bytes: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["input_shape"] = list(self.input_shape)
-        return d
-
-
-class Runner:
-    """A loaded model. ``predict`` takes raw uint8 NHWC pixels (N, H, W, C) and returns float32 logits (N, K);
-    ``run_raw`` takes the model's own input (layout, dtype, quantized) and returns its own output."""
-
-    info: RunnerInfo
-
-    def prepare(self, images: np.ndarray) -> np.ndarray:
-        """Raw pixels → the model's input: layout, then quantization with the model's input parameters
-        (the int8 contract is scale 1, zero point −128, i.e. ``q = pixel − 128``)."""
-        images = np.asarray(images)
-        if images.dtype != np.uint8 or images.ndim != 4:
-            raise RunnerError(f"predict takes uint8 images (N, H, W, C), got {images.dtype} {images.shape}")
-        info = self.info
-        c_axis = 1 if info.layout == "NCHW" else 3
-        want = tuple(d for i, d in enumerate(info.input_shape) if i not in (0, c_axis))
-        channels = info.input_shape[c_axis]
-        if images.shape[1:3] != want or images.shape[3] != channels:
-            raise RunnerError(
-                f"{Path(info.path).name} takes {want[0]}×{want[1]}×{channels} images, got "
-                f"{images.shape[1]}×{images.shape[2]}×{images.shape[3]}"
-            )
-        x = images.transpose(0, 3, 1, 2) if info.layout == "NCHW" else images
-        if info.input_quant is not None:
-            return quantize(x, *info.input_quant, np.dtype(info.input_dtype))
-        return np.ascontiguousarray(x, dtype=np.dtype(info.input_dtype))
-
-    def finish(self, raw: np.ndarray) -> np.ndarray:
-        """The model's raw output → float32 logits (dequantized with the model's output parameters)."""
-        raw = np.asarray(raw).reshape(len(raw), -1)
-        if self.info.output_quant is not None:
-            return dequantize(raw, *self.info.output_quant)
-        return raw.astype(np.float32)
-
-    def run_raw(self, x: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        return self.finish(self.run_raw(self.prepare(images)))
-
-
-def _quant_pair(detail: dict[str, Any]) -> tuple[float, int] | None:
-    if not np.issubdtype(np.dtype(detail["dtype"]), np.integer):
-        return None
-    scales = detail["quantization_parameters"]["scales"]
-    zps = detail["quantization_parameters"]["zero_points"]
-    if len(scales) != 1:
-        raise RunnerError(f"tensor {detail['name']!r} is not per-tensor quantized ({len(scales)} scales)")
-    return float(scales[0]), int(zps[0])
-
-
-def import_tflite() -> tuple[Any, Any, str]:
-    """(Interpreter, OpResolverType, backend name): ai-edge-litert, or the tflite-runtime fallback (the only
-    package for 32-bit Raspberry Pi OS, armv7, stuck at 2.14)."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-        return Interpreter, OpResolverType, "litert"
-    except ImportError:
-        pass
-    try:
-        from tflite_runtime.interpreter import Interpreter, OpResolverType
-
-        return Interpreter, OpResolverType, "tflite_runtime"
-    except ImportError:
-        raise RunnerError(
-            "no TFLite runtime: pip install ai-edge-litert (64-bit) or tflite-runtime (32-bit Raspberry Pi OS)"
-        ) from None
-
-
-class TFLiteRunner(Runner):
-    """A ``.tflite`` model in LiteRT. XNNPACK by default; ``reference_kernels`` selects the BUILTIN_REF op
-    resolver (portable reference kernels, bit-exact with TFLite-Micro)."""
-
-    def __init__(self, path: str | Path, *, threads: int = 1, reference_kernels: bool = False) -> None:
-        path = Path(path)
-        Interpreter, OpResolverType, backend = import_tflite()
-        resolver = OpResolverType.BUILTIN_REF if reference_kernels else OpResolverType.AUTO
-        try:
-            self._interp = Interpreter(
-                model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver
-            )
-            self._interp.allocate_tensors()
-        except (ValueError, RuntimeError) as err:
-            raise RunnerError(f"cannot load {path} as a TFLite model: {err}") from None
-        inputs, outputs = self._interp.get_input_details(), self._interp.get_output_details()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise RunnerError(f"{path} has {len(inputs)} inputs and {len(outputs)} outputs; 1 and 1 expected")
-        self._in, self._out = inputs[0], outputs[0]
-        shape = tuple(int(d) for d in self._in["shape"])
-        in_quant, out_quant = _quant_pair(self._in), _quant_pair(self._out)
-        self.info = RunnerInfo(
-            backend=backend,
-            format="tflite_int8" if in_quant is not None else "tflite_fp32",
-            path=str(path),
-            size_bytes=path.stat().st_size,
-            input_shape=shape,
-            input_dtype=np.dtype(self._in["dtype"]).name,
-            layout=infer_layout(shape),
-            input_quant=in_quant,
-            output_quant=out_quant,
-            num_classes=int(np.prod(self._out["shape"][1:])),
-            threads=threads,
-            kernels="builtin_ref" if reference_kernels else "xnnpack",
-        )
-
-    def invoke_one(self, x: np.ndarray) -> np.ndarray:
-        self._interp.set_tensor(self._in["index"], x)
-        self._interp.invoke()
-        return self._interp.get_tensor(self._out["index"])
-
-    def run_raw(self, x: np.ndarray) -> np.ndarray:
-        # Exported models have batch 1; a batch is run image by image.
-        return np.concatenate([self.invoke_one(x[i : i + 1]) for i in range(len(x))])
-
-
-class OnnxRunner(Runner):
-    """An ``.onnx`` model in onnxruntime on the CPU with a fixed thread count."""
-
-    def __init__(self, path: str | Path, *, threads: int = 1) -> None:
-        path = Path(path)
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise RunnerError("onnxruntime is not installed: pip install onnxruntime") from None
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        try:
-            self._sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as err:  # onnxruntime raises its own exception types for bad files
-            raise RunnerError(f"cannot load {path} as an ONNX model: {err}") from None
-        inputs, outputs = self._sess.get_inputs(), self._sess.get_outputs()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise RunnerError(f"{path} has {len(inputs)} inputs and {len(outputs)} outputs; 1 and 1 expected")
-        self._in_name = inputs[0].name
-        dtypes = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8"}
-        if inputs[0].type not in dtypes:
-            raise RunnerError(f"{path}: input type {inputs[0].type} is not supported (float or uint8 pixels)")
-        # A symbolic batch dimension becomes 1 for the description; run_raw feeds whole batches then.
-        shape = tuple(d if isinstance(d, int) else 1 for d in inputs[0].shape)
-        self._fixed_batch = isinstance(inputs[0].shape[0], int)
-        out_shape = outputs[0].shape
-        self.info = RunnerInfo(
-            backend="onnxruntime",
-            format="onnx",
-            path=str(path),
-            size_bytes=path.stat().st_size,
-            input_shape=shape,
-            input_dtype=dtypes[inputs[0].type],
-            layout=infer_layout(shape),
-            input_quant=None,
-            output_quant=None,
-            num_classes=int(np.prod([d for d in out_shape[1:] if isinstance(d, int)])),
-            threads=threads,
-            kernels="cpu",
-        )
-
-    def run_raw(self, x: np.ndarray) -> np.ndarray:
-        if self._fixed_batch:
-            return np.concatenate([self._sess.run(None, {self._in_name: x[i : i + 1]})[0] for i in range(len(x))])
-        return self._sess.run(None, {self._in_name: x})[0]
-
-
-def open_model(path: str | Path, *, threads: int = 1, reference_kernels: bool = False) -> Runner:
-    """A runner for an exported ``.tflite`` or ``.onnx`` file."""
-    path = Path(path)
-    if not path.is_file():
-        raise RunnerError(f"model file {path} does not exist")
-    if path.suffix == ".tflite":
-        return TFLiteRunner(path, threads=threads, reference_kernels=reference_kernels)
-    if path.suffix == ".onnx":
-        return OnnxRunner(path, threads=threads)
-    raise RunnerError(f"{path}: unknown model type {path.suffix!r} (.tflite or .onnx)")
-
 
 # --- device facts ----------------------------------------------------------------------------------------
 
@@ -488,7 +206,7 @@ def run_job(job: dict[str, Any], root: Path) -> dict[str, Any]:
             runner = open_model(root / spec["file"], threads=threads,
                                 reference_kernels=bool(job.get("reference_kernels", False)))
             entry["info"] = runner.info.to_dict()
-            if images is not None:
+            if images is not None and runner.info.image_hwc is not None:
                 x = runner.prepare(images)
                 raw = runner.run_raw(x)
                 entry["raw_outputs"] = raw.reshape(len(raw), -1).tolist()
@@ -500,7 +218,7 @@ def run_job(job: dict[str, Any], root: Path) -> dict[str, Any]:
                     entry["reference_outputs"] = ref.run_raw(x).reshape(len(raw), -1).tolist()
                 one = x[:1]
             else:
-                one = np.zeros(runner.info.input_shape, np.dtype(runner.info.input_dtype))
+                one = runner.example_input()
             with ThrottleMonitor() as monitor:
                 stats = measure_latency(
                     lambda: runner.run_raw(one),
@@ -548,9 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     except RunnerError as err:
         print(f"remote_runner: error: {err}", file=sys.stderr)
         return 2
-    tmp = Path(args.result).with_suffix(".tmp")
-    tmp.write_text(json.dumps(result))
-    os.replace(tmp, args.result)
+    # The result goes into the host's fresh temp folder, read only after this process exits with 0.
+    Path(args.result).write_text(json.dumps(result))
     return 0
 
 

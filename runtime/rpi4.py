@@ -1,8 +1,9 @@
 """A Raspberry Pi (or any Linux board) over SSH: check it, prepare it, run models on it.
 
-The device side is ``remote_runner.py``, one self-contained file (stdlib + numpy + ai-edge-litert,
-onnxruntime or tflite-runtime). A run copies that file, the model files and a batch of eval images to a
-fresh temp folder on the device, runs it, reads the JSON result back and removes the folder.
+The device side is ``remote_runner.py`` with the runtime core (``core.py``) inlined: one self-contained file
+(stdlib + numpy + ai-edge-litert, onnxruntime or tflite-runtime), see :func:`runner_source`. A run copies that
+file, the model files and a batch of eval images to a fresh temp folder on the device, runs it, reads the JSON
+result back and removes the folder.
 
 ``setup_device`` makes a venv on the device (Raspberry Pi OS bookworm refuses system-wide pip) and fills
 it from wheels the host downloads for the device's platform, so the device needs no internet.
@@ -24,10 +25,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import EdgeGhostError
+from ..sysinfo import tool_versions
 from .remote_runner import EXIT_MISSING_RUNTIME, RUNTIMES, SCHEMA
 from .ssh import SSHTarget
 
 RUNNER = Path(__file__).with_name("remote_runner.py")
+CORE = Path(__file__).with_name("core.py")
+_CORE_BLOCK = re.compile(r"^# <core>.*?^# </core>\n", re.S | re.M)
 DEFAULT_VENV = "~/.edgeghost/venv"
 # pip platform tags per `uname -m`. ai-edge-litert's aarch64 wheel is tagged manylinux_2_27 (not 2014), so
 # every tag is listed explicitly. 32-bit Raspberry Pi OS (armv7l) has only tflite-runtime 2.14.
@@ -36,6 +40,23 @@ PLATFORM_TAGS = {
     "armv7l": ("manylinux2014_armv7l", "linux_armv7l"),
 }
 DEFAULT_RUNTIMES = {"aarch64": ("litert", "onnxruntime"), "armv7l": ("tflite_runtime",)}
+
+
+def runner_source() -> str:
+    """The file that runs on the device: ``remote_runner.py`` with its core import replaced by the text of
+    ``core.py`` (less its ``__future__`` import, which the runner already has at its top)."""
+    runner = RUNNER.read_text()
+    core = CORE.read_text().replace("from __future__ import annotations\n", "", 1)
+    if len(_CORE_BLOCK.findall(runner)) != 1:
+        raise EdgeGhostError(f"{RUNNER} lost its '# <core>' ... '# </core>' import block")
+    return _CORE_BLOCK.sub(lambda _: "# --- runtime/core.py, inlined ---\n" + core + "# --- end of runtime/core.py ---\n",
+                           runner)
+
+
+def _stage_runner(folder: Path) -> Path:
+    path = folder / "remote_runner.py"
+    path.write_text(runner_source())
+    return path
 
 
 def _package(runtime: str) -> str:
@@ -107,8 +128,8 @@ class RemoteDir:
 def check_device(target: SSHTarget, *, python: str | None = None) -> dict[str, Any]:
     """Python, numpy, runtime versions and device facts of the device (ships the runner to a temp folder)."""
     python = resolve_python(target, python)
-    with RemoteDir(target) as remote_dir:
-        target.put([RUNNER], remote_dir)
+    with tempfile.TemporaryDirectory(prefix="edgeghost-ship-") as tmp, RemoteDir(target) as remote_dir:
+        target.put([_stage_runner(Path(tmp))], remote_dir)
         proc = target.run(f"{python} {remote_dir}/remote_runner.py --check", check=False, timeout_s=300)
     if proc.returncode != 0:
         raise _runner_error(proc, target, python)
@@ -137,7 +158,7 @@ def run_on_device(
     python = resolve_python(target, python)
     with tempfile.TemporaryDirectory(prefix="edgeghost-ship-") as tmp, RemoteDir(target) as remote_dir:
         stage = Path(tmp)
-        shutil.copy(RUNNER, stage / "remote_runner.py")
+        _stage_runner(stage)
         job_models = []
         for i, (name, fmt, path) in enumerate(models):
             file = f"m{i:02d}_{fmt}{path.suffix}"  # export folders reuse file names; staged names are unique
@@ -162,19 +183,6 @@ def run_on_device(
 
 
 # --- device setup ---------------------------------------------------------------------------------------------
-
-
-def host_versions(packages: list[str]) -> dict[str, str]:
-    """Versions of ``packages`` installed on this host (so the device runs the same runtime versions)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    pins = {}
-    for name in packages:
-        try:
-            pins[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return pins
 
 
 def download_wheels(dest: Path, *, machine: str, python: tuple[int, int], runtimes: tuple[str, ...],
@@ -234,7 +242,7 @@ def setup_device(
             else:
                 say(f"downloading {machine} wheels for: {' '.join(packages)}")
                 # The host's runtime versions, so that the device's outputs can be compared with the host's.
-                pins = host_versions([_package(r) for r in runtimes]) if machine == "aarch64" else {}
+                pins = tool_versions(tuple(_package(r) for r in runtimes)) if machine == "aarch64" else {}
                 wheels = download_wheels(Path(tmp), machine=machine, python=version, runtimes=runtimes, pins=pins)
             pip_wheel = next((w for w in wheels if w.name.startswith("pip-")), None)
             if pip_wheel is None:

@@ -8,11 +8,18 @@ tests/test_bench.py.
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from edgeghost.errors import EdgeGhostError
-from edgeghost.runtime import dequantize, load_runner, measure_latency, quantize
+from edgeghost.runtime import dequantize, load_runner, measure_latency, quantize, read_tflite
 from edgeghost.runtime.tflm import find_min_arena, tflm_benchmark, tflm_invoke
 
 MEAN = (0.5, 0.4, 0.3)
@@ -225,3 +232,132 @@ def test_bad_inputs_are_one_clear_error(tflite_models: dict[str, str], tmp_path)
         runner.predict(np.zeros((1, 28, 28, 1), np.uint8))
     with pytest.raises(EdgeGhostError, match="cannot open"):
         load_runner(tflite_models["fp32"], backend="torch")
+
+
+# --- the .tflite reader -----------------------------------------------------------------------------------------------
+
+
+def test_tflite_reader_agrees_with_litert_interpreter(tflite_models: dict[str, str]) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    for kind, path in tflite_models.items():
+        facts = read_tflite(path)
+        interp = Interpreter(model_path=path)
+        for mine, theirs in ((facts.input, interp.get_input_details()[0]),
+                             (facts.output, interp.get_output_details()[0])):
+            q = theirs["quantization_parameters"]
+            assert mine.shape == tuple(int(d) for d in theirs["shape"])
+            assert mine.dtype == np.dtype(theirs["dtype"]).name
+            assert np.allclose(mine.scales, q["scales"]) and list(mine.zero_points) == list(q["zero_points"])
+        details = interp.get_tensor_details()
+        assert facts.per_channel_tensors == sum(len(d["quantization_parameters"]["scales"]) > 1 for d in details)
+        ops = [op["op_name"] for op in interp._get_ops_details()]
+        assert set(facts.ops) == set(ops) and sum(facts.op_counts.values()) == len(ops)
+        assert (facts.per_channel_tensors > 0) == (kind == "int8")
+    bad = Path(tflite_models["int8"]).with_name("not_a_model.tflite")
+    bad.write_bytes(b"\0" * 64)
+    with pytest.raises(EdgeGhostError, match="not a TFLite flatbuffer"):
+        read_tflite(bad)
+
+
+# --- the remote runner: one file, stdlib + numpy + a runtime --------------------------------------------------------
+
+
+def test_remote_runner_runs_with_only_stdlib_numpy_and_a_runtime(tflite_models: dict[str, str], onnx_model: tuple,
+                                                                  images: np.ndarray, tmp_path: Path) -> None:
+    from edgeghost.runtime.rpi4 import runner_source
+
+    # A Python without site-packages (-S) that sees numpy, LiteRT and onnxruntime only.
+    site = tmp_path / "site"
+    site.mkdir()
+    for module in ("numpy", "ai_edge_litert", "onnxruntime"):
+        package = Path(importlib.util.find_spec(module).origin).parent
+        (site / module).symlink_to(package)
+        libs = package.with_name(f"{module}.libs")
+        if libs.is_dir():
+            (site / libs.name).symlink_to(libs)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(site)}
+    probe = subprocess.run([sys.executable, "-S", "-c", "import edgeghost"], env=env, capture_output=True, cwd=tmp_path)
+    assert probe.returncode != 0 and "No module named 'edgeghost'" in probe.stderr.decode()
+
+    job_dir = tmp_path / "job"
+    job_dir.mkdir()
+    (job_dir / "remote_runner.py").write_text(runner_source())
+    for name, path in (("m.tflite", tflite_models["int8"]), ("m.onnx", onnx_model[0])):
+        (job_dir / name).write_bytes(Path(path).read_bytes())
+    np.save(job_dir / "images.npy", images)
+    job = {"schema": "edgeghost-runner-v1", "images": "images.npy", "threads": 1, "warmup": 1, "min_time_s": 0.0,
+           "min_runs": 3, "max_temp_c": None, "models": [{"name": "int8", "format": "tflite_int8", "file": "m.tflite"},
+                                                        {"name": "onnx", "format": "onnx", "file": "m.onnx"}]}
+    (job_dir / "job.json").write_text(json.dumps(job))
+    proc = subprocess.run([sys.executable, "-S", "remote_runner.py", "job.json", "result.json"], env=env,
+                          capture_output=True, text=True, cwd=job_dir)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((job_dir / "result.json").read_text())
+    by = {m["name"]: m for m in result["models"]}
+    assert all(m["status"] == "ok" and m["latency"]["runs"] >= 3 for m in by.values()), by
+    # The same outputs the host's runners give for the same files and images.
+    host_int8 = load_runner(tflite_models["int8"])
+    assert np.array_equal(np.asarray(by["int8"]["raw_outputs"], np.int8), host_int8.run_raw(host_int8.prepare(images)))
+    host_ref = load_runner(tflite_models["int8"], reference_kernels=True)
+    assert np.array_equal(np.asarray(by["int8"]["reference_outputs"], np.int8),
+                          host_ref.run_raw(host_ref.prepare(images)))
+    assert np.allclose(by["onnx"]["raw_outputs"], load_runner(onnx_model[0]).predict(images), atol=1e-5)
+    # --check in the same bare environment: no edgeghost, no torch, no TensorFlow.
+    check = subprocess.run([sys.executable, "-S", "remote_runner.py", "--check"], env=env, capture_output=True,
+                           text=True, cwd=job_dir)
+    report = json.loads(check.stdout)
+    assert report["runtimes"]["litert"] and report["runtimes"]["onnxruntime"] and report["numpy"] == np.__version__
+
+
+# --- device facts (the Raspberry Pi side of the runner) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("mask, now, during", [("0x50005", ["under-voltage", "throttled"], True),
+                                               ("0x50000", [], False), ("0x8", ["soft temperature limit"], True)])
+def test_throttle_bits_current_state_only(mask: str, now: list, during: bool, tmp_path: Path, monkeypatch) -> None:
+    """``vcgencmd get_throttled`` as a Pi prints it: only bits 0-3 mean "now"; 16-19 record the past."""
+    from edgeghost.runtime import remote_runner
+
+    (tmp_path / "vcgencmd").write_text(f"#!/bin/sh\necho throttled={mask}\n")
+    (tmp_path / "vcgencmd").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    assert remote_runner.device_facts()["throttled_now"] == now
+    with remote_runner.ThrottleMonitor(period_s=0.01) as monitor:
+        measure_latency(lambda: None, warmup=0, min_time_s=0.05, min_runs=1)
+    assert monitor.samples and monitor.throttled is during
+
+
+# --- layering -----------------------------------------------------------------------------------------------------
+
+
+def _edgeghost_imports(path: Path, package: str) -> set[str]:
+    """Every edgeghost module ``path`` imports (top level or inside functions), relative imports resolved."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                name = ".".join([*base, node.module] if node.module else base)
+            else:
+                name = node.module or ""
+            found.add(name)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {n for n in found if n == "edgeghost" or n.startswith("edgeghost.")}
+
+
+def test_runtime_layer_imports_nothing_above_models_and_checkpoints() -> None:
+    import edgeghost.runtime as runtime
+
+    allowed = ("edgeghost.errors", "edgeghost.fileio", "edgeghost.sysinfo", "edgeghost.models",
+               "edgeghost.training.checkpoint", "edgeghost.runtime")
+    root = Path(runtime.__file__).parent
+    for path in sorted(root.glob("*.py")):
+        bad = [m for m in _edgeghost_imports(path, "edgeghost.runtime")
+               if not any(m == a or m.startswith(a + ".") for a in allowed)]
+        assert not bad, f"{path.name} imports {bad}"
+    # The core ships to devices: it imports nothing from edgeghost but the optional error type.
+    assert _edgeghost_imports(root / "core.py", "edgeghost.runtime") == {"edgeghost.errors"}

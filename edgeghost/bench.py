@@ -1,11 +1,20 @@
 """``edgeghost bench``: accuracy, size and latency of every model × format on one device, in one table.
 
+An application on top of the pipeline (it may export checkpoints first), so it lives above ``edgeghost.export``
+and ``edgeghost.runtime``; neither of those imports it.
+
 Devices: ``host`` (this CPU: torch, onnxruntime, LiteRT), ``tflm`` (the int8 model in the TFLite-Micro
-interpreter, arena measured, outputs checked against LiteRT's reference kernels) and ``rpi4`` (a Raspberry Pi
-over SSH running ``remote_runner.py``; int8 outputs checked against the host's LiteRT). Every latency comes
-from the one loop in :func:`edgeghost.runtime.measure_latency`. A format that fails marks its row with the
-reason and the other rows still run. Results: a console table in the Ultralytics layout, ``results.json``,
-``results.csv`` and ``results.png`` (accuracy vs latency).
+interpreter, arena measured, outputs compared with LiteRT's reference kernels) and ``rpi4`` (a Raspberry Pi
+over SSH running the self-contained remote runner; int8 outputs checked against the host's LiteRT). Every
+latency comes from the one loop, :func:`edgeghost.runtime.measure_latency`. A format that fails marks its row
+with the reason and the other rows still run. Any model TFLite-Micro runs is accepted on ``tflm``: its facts are
+read from the flatbuffer (never LiteRT first), and a model that is not an image classifier for the eval set gets
+latency and arena without accuracy, with the reason in its row.
+
+Results: a console table in the Ultralytics layout (top-1 in percent, as ``export`` and ``eval`` print it),
+``results.json``, ``results.csv`` and ``results.png`` (accuracy vs latency) in a results folder that is never
+silently replaced: the default folder is new for every run (``bench/<device>-<date>-<time>``) and an explicit
+``--out`` that already holds results is refused unless ``force``.
 """
 
 from __future__ import annotations
@@ -13,23 +22,24 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import EdgeGhostError
-from . import load_runner
-from .remote_runner import dequantize, measure_latency
+from .errors import EdgeGhostError
+from .fileio import atomic_path, atomic_write_bytes, atomic_write_text, ensure_dir
+from .runtime import dequantize, load_runner, measure_latency, read_tflite
+from .runtime.tflm import TFLM_VS_REFERENCE_TOLERANCE_LSB
 
-SCHEMA = "edgeghost-bench-v1"
+SCHEMA = "edgeghost-bench-v2"  # v2: top-1 in percent (top1_pct), TFLM check as LSB counts, note per row
 DEVICES = ("host", "tflm", "rpi4")
 DEFAULT_MODEL = ("ghostnetv3_small", 1.0)  # what `edgeghost bench` measures when given nothing
+RESULT_FILES = ("results.json", "results.csv", "results.png")
+CHECK_INPUTS_WITHOUT_DATA = 4  # seeded example inputs for the TFLM vs LiteRT check of a model without eval data
 
 
 @dataclass(frozen=True)
@@ -85,12 +95,13 @@ class Subject:
     dataset: str | None = None
     params: int | None = None
     macs: int | None = None
+    preprocess: dict[str, Any] | None = None  # the checkpoint's / export's input preprocessing, when known
 
 
-def _model_facts(name: str, width: float, num_classes: int) -> tuple[int, int]:
-    from ..models import create_model, model_info
+def _model_facts(name: str, width: float, num_classes: int, in_chans: int = 3) -> tuple[int, int]:
+    from .models import create_model, model_info
 
-    info = model_info(create_model(name, width=width, num_classes=num_classes), name)
+    info = model_info(create_model(name, width=width, num_classes=num_classes, in_chans=in_chans), name)
     return info.params_deploy, info.macs
 
 
@@ -110,7 +121,7 @@ def _export_usable(folder: Path, formats: tuple[str, ...], checkpoint: Path | No
 
 def _export(folder: Path, formats: tuple[str, ...], *, checkpoint: Path | None, model: str | None = None,
             width: float | None = None, data_dir: str | None, calib_samples: int | None) -> None:
-    from ..export.pipeline import export_model
+    from .export.pipeline import export_model
 
     kwargs: dict[str, Any] = {} if calib_samples is None else {"calib_samples": calib_samples}
     export_model(model=model, width=width, checkpoint=checkpoint, out=folder.resolve(),
@@ -136,11 +147,14 @@ def subject_from_export(folder: str | Path, formats: tuple[str, ...], *, label: 
         raise EdgeGhostError(f"{folder} is not an edgeghost export folder (no manifest.json)")
     manifest = json.loads(manifest_path.read_text())
     trained = bool(manifest.get("weights", {}).get("trained", False))
-    subject = Subject(label or folder.name, trained=trained, dataset=manifest.get("dataset"))
+    subject = Subject(label or folder.name, trained=trained, dataset=manifest.get("dataset"),
+                      preprocess=manifest.get("preprocess"))
     try:
+        shape = (manifest.get("input") or {}).get("shape")  # NHWC
         subject.params, subject.macs = _model_facts(manifest["model"], float(manifest["width"]),
-                                                    len(manifest.get("labels") or []) or 10)
-    except (EdgeGhostError, KeyError, ValueError):
+                                                    len(manifest.get("labels") or []) or 10,
+                                                    int(shape[3]) if shape else 3)
+    except (EdgeGhostError, KeyError, ValueError, TypeError):
         pass  # a model this version does not know: size and latency are still measured
     ckpt = checkpoint or (Path(manifest["weights"]["checkpoint"]) if manifest.get("weights", {}).get("checkpoint")
                           else None)
@@ -159,15 +173,17 @@ def subject_from_export(folder: str | Path, formats: tuple[str, ...], *, label: 
 
 
 def subject_from_checkpoint(path: str | Path, formats: tuple[str, ...], *, exports_dir: str | Path,
-                            data_dir: str | None = None, calib_samples: int | None = None) -> Subject:
+                            data_dir: str | None = None, calib_samples: int | None = None,
+                            label: str | None = None) -> Subject:
     """A checkpoint: torch rows from the file itself, the others from its export (made now, or reused when
     ``exports_dir/<label>`` already holds an export of this very checkpoint that is newer than it)."""
-    from ..training.checkpoint import load_checkpoint
+    from .runtime.torch_runner import checkpoint_preprocess
+    from .training.checkpoint import load_checkpoint
 
     path = Path(path)
     ckpt = load_checkpoint(path)
-    label = f"{path.parent.name}-{path.stem}" if path.parent.name else path.stem
-    folder = Path(exports_dir) / label
+    label = label or (f"{path.parent.name}-{path.stem}" if path.parent.name else path.stem)
+    folder = Path(exports_dir) / label.replace("/", "-")
     needs_export = any(FORMATS[f].source != "checkpoint" for f in formats)
     subject = None
     if needs_export:
@@ -180,7 +196,8 @@ def subject_from_checkpoint(path: str | Path, formats: tuple[str, ...], *, expor
             subject = _failed_export(label, formats, err)
     if subject is None or not subject.params:
         subject = subject or Subject(label)
-        subject.params, subject.macs = _model_facts(ckpt["model"], float(ckpt["width"]), int(ckpt["num_classes"]))
+        subject.params, subject.macs = _model_facts(ckpt["model"], float(ckpt["width"]), int(ckpt["num_classes"]),
+                                                    int(ckpt["in_chans"]))
     for fmt in formats:
         if FORMATS[fmt].source == "checkpoint":
             subject.files[fmt] = path
@@ -188,18 +205,64 @@ def subject_from_checkpoint(path: str | Path, formats: tuple[str, ...], *, expor
     # A checkpoint that never trained (epoch 0, no metrics) is flagged like an untrained export.
     subject.trained = int(ckpt.get("epoch", 0)) > 0 or bool(ckpt.get("metrics"))
     subject.dataset = ckpt["dataset"]
+    subject.preprocess = checkpoint_preprocess(ckpt)
     return subject
 
 
 def subject_from_file(path: str | Path, formats: tuple[str, ...]) -> Subject:
-    """A model file a user brings (``.tflite`` or ``.onnx``, from edgeghost or any other tool)."""
+    """A model file a user brings (``.tflite`` or ``.onnx``, from edgeghost or any other tool). A ``.tflite``'s
+    format is read from its flatbuffer (integer input: ``tflite_int8``), not by loading it in LiteRT, whose
+    loader refuses some models TFLite-Micro runs."""
+    from .runtime.core import tflite_format
+
     path = Path(path)
     if path.suffix not in (".tflite", ".onnx"):
         raise EdgeGhostError(f"--model takes .tflite or .onnx files, got {path}")
-    fmt = load_runner(path).info.format  # tflite_int8 vs tflite_fp32 from the model's own input type
+    if not path.is_file():
+        raise EdgeGhostError(f"model file {path} does not exist")
+    fmt = tflite_format(read_tflite(path).input.dtype) if path.suffix == ".tflite" else "onnx"
     if fmt not in formats:
         raise EdgeGhostError(f"{path} is a {fmt} model; this run covers {', '.join(formats)}")
     return Subject(path.name, files={fmt: path})
+
+
+STUDY_REPORT_KEYS = ("rows",)  # a study report (``edgeghost study``): {"rows": [{"strategy", "run", ...}]}
+
+
+def study_checkpoints(study_dir: str | Path) -> list[tuple[str, Path]]:
+    """(label, best checkpoint) of the baseline and every distilled variant of a study folder.
+
+    The study's own reports (``*.json`` beside the runs, rows with ``strategy`` and ``run``) name and order the
+    runs; teacher rows (strategy in parentheses) are not variants and are left out. Without a report, every
+    ``*/best.pt`` under the folder is taken, labelled by its folder.
+    """
+    root = Path(study_dir)
+    if not root.is_dir():
+        raise EdgeGhostError(f"study folder {root} does not exist")
+    found: dict[Path, str] = {}
+    for report in sorted(root.glob("*.json")):
+        try:
+            rows = json.loads(report.read_text()).get("rows")
+        except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
+            continue
+        for row in rows if isinstance(rows, list) else []:
+            if not isinstance(row, dict) or not row.get("run") or str(row.get("strategy", "")).startswith("("):
+                continue
+            best = Path(row["run"]) / "best.pt"
+            best = best if best.is_absolute() or best.is_file() else root / Path(row["run"]).name / "best.pt"
+            if best.is_file() and best.resolve() not in found:
+                parts = [row["strategy"], row.get("teachers") or "", *(
+                    [f"seed {row['seed']}"] if row.get("seed") is not None else [])]
+                found[best.resolve()] = " ".join(p for p in (parts[0], *(f"({p})" for p in parts[1:] if p)))
+    if not found:
+        for best in sorted(root.glob("**/best.pt")):
+            found[best.resolve()] = best.parent.relative_to(root).as_posix() or root.name
+    if not found:
+        raise EdgeGhostError(f"no runs in {root}: neither a study report (*.json with rows) nor */best.pt")
+    labels = list(found.values())
+    if len(set(labels)) != len(labels):  # two rows of one strategy (seeds not in the report): the folder decides
+        return [(f"{lab} [{p.parent.name}]", p) for p, lab in found.items()]
+    return [(lab, p) for p, lab in found.items()]
 
 
 def default_subject(formats: tuple[str, ...], *, exports_dir: str | Path, data_dir: str | None,
@@ -221,6 +284,47 @@ def default_subject(formats: tuple[str, ...], *, exports_dir: str | Path, data_d
         return subject
 
 
+# --- eval data -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    dataset: str
+    images: np.ndarray  # uint8 NHWC, as every edgeghost artefact takes them
+    labels: np.ndarray
+
+
+def load_eval_set(dataset: str, *, samples: int, data_dir: str | None,
+                  preprocess: dict[str, Any] | None = None) -> EvalSet:
+    """The first ``samples`` test images of ``dataset`` as the model's preprocessing makes them (``preprocess``:
+    the checkpoint's or export's ``{"img_size", "in_chans", "resize", ...}``). This is the one place bench gets
+    eval images; today it is ``edgeghost.data.load_split`` as training uses it (a model whose input differs
+    from those images gets latency without accuracy, and its row says why)."""
+    from .data import load_split
+
+    split = load_split(dataset, "test", data_dir).subset(samples)
+    if len(split) == 0:
+        raise EdgeGhostError(f"{dataset} test split is empty")
+    return EvalSet(dataset, split.images, split.labels)
+
+
+def _accuracy_inputs(info: Any, evalset: EvalSet | None) -> str | None:
+    """None when top-1 can be measured for this model on ``evalset``; otherwise the reason it cannot."""
+    if evalset is None:
+        return "no eval data (pass --eval-data)"
+    if not info.is_image_classifier:
+        return (f"no top-1: not an image classifier (input {info.input_dtype} {list(info.input_shape)}, "
+                f"output {list(info.output_shape)})")
+    hwc, have = info.image_hwc, evalset.images.shape[1:]
+    if tuple(have) != tuple(hwc):
+        return (f"no top-1: the model takes {hwc[0]}×{hwc[1]}×{hwc[2]} images, {evalset.dataset} gives "
+                f"{have[0]}×{have[1]}×{have[2]}")
+    top = int(evalset.labels.max()) + 1 if len(evalset.labels) else 0
+    if info.num_classes < top:
+        return f"no top-1: {info.num_classes} outputs for {evalset.dataset}'s {top} classes"
+    return None
+
+
 # --- results -----------------------------------------------------------------------------------------------------
 
 
@@ -231,11 +335,12 @@ class BenchRow:
     device: str
     status: str  # ok, export failed, run failed, skipped, missing
     error: str | None = None
+    note: str | None = None  # why a measured row has no top-1, for instance
     file: str | None = None
     size_mb: float | None = None
     params: int | None = None
     macs: int | None = None
-    top1: float | None = None  # fraction 0..1
+    top1_pct: float | None = None  # percent, 0..100 (as `edgeghost export` and `eval` print it)
     eval_samples: int = 0
     latency: dict[str, Any] | None = None
     arena_kib: float | None = None
@@ -243,6 +348,7 @@ class BenchRow:
     kernels: str | None = None
     threads: int | None = None
     trained: bool | None = None
+    input_shape: list[int] | None = None
     checks: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -254,25 +360,8 @@ class BenchRow:
         return self.latency["fps"] if self.latency else None
 
 
-@dataclass(frozen=True)
-class EvalSet:
-    dataset: str
-    images: np.ndarray
-    labels: np.ndarray
-
-
-def load_eval_set(dataset: str, *, samples: int, data_dir: str | None) -> EvalSet:
-    """The first ``samples`` test images of ``dataset`` (real files, via edgeghost.data)."""
-    from ..data import load_split
-
-    split = load_split(dataset, "test", data_dir).subset(samples)
-    if len(split) == 0:
-        raise EdgeGhostError(f"{dataset} test split is empty")
-    return EvalSet(dataset, split.images, split.labels)
-
-
-def _top1(logits: np.ndarray, labels: np.ndarray) -> float:
-    return float((np.asarray(logits).argmax(axis=1) == labels).mean())
+def _top1_pct(logits: np.ndarray, labels: np.ndarray) -> float:
+    return 100.0 * float((np.asarray(logits).argmax(axis=1) == labels).mean())
 
 
 def _row(subject: Subject, fmt: str, device: str, path: Path | None = None, *, status: str = "ok",
@@ -287,41 +376,51 @@ def _row(subject: Subject, fmt: str, device: str, path: Path | None = None, *, s
 
 def _fill_info(row: BenchRow, info: Any) -> None:
     row.backend, row.kernels, row.threads = info.backend, info.kernels, info.threads
+    row.input_shape = [int(d) for d in info.input_shape]
     if info.arena_bytes is not None:
         row.arena_kib = info.arena_bytes / 1024
 
 
-def _latency_image(evalset: EvalSet | None) -> np.ndarray:
-    if evalset is not None:
-        return evalset.images[:1]
-    return np.random.default_rng(0).integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)
+def _tflm_vs_reference(path: Path, x: np.ndarray, raw: np.ndarray) -> dict[str, Any]:
+    """TFLM's raw int8 outputs against LiteRT's reference kernels on the same inputs, as LSB counts. When
+    LiteRT cannot load the model (its loader is stricter than TFLM's) the check says so instead."""
+    try:
+        ref = load_runner(path, reference_kernels=True).run_raw(x)
+    except EdgeGhostError as err:
+        return {"tflm_vs_litert_reference": f"not compared: {err}"}
+    diff = np.abs(raw.astype(np.int64) - ref.astype(np.int64)).reshape(len(x), -1).max(axis=1)
+    return {"tflm_vs_litert_reference_max_lsb": int(diff.max()),
+            "tflm_vs_litert_reference_differing_inputs": int((diff > 0).sum()),
+            "tflm_vs_litert_reference_inputs": int(len(x)),
+            "tflm_vs_litert_reference_tolerance_lsb": TFLM_VS_REFERENCE_TOLERANCE_LSB}
 
 
 def _bench_local(subject: Subject, fmt: str, device: str, evalset: EvalSet | None, *, threads: int,
                  reference_kernels: bool, latency: dict[str, Any]) -> BenchRow:
     path = subject.files[fmt]
     row = _row(subject, fmt, device, path)
-    images = evalset.images if evalset is not None else _latency_image(None)
     if device == "tflm":
         runner = load_runner(path, backend="tflm")
-        x = runner.prepare(images)
-        raw, stats = runner.benchmark(x, **latency)
-        # TFLM is expected to equal LiteRT's reference kernels; their int8 MUL / FULLY_CONNECTED can round 1 LSB
-        # apart (export/README.md), so the largest difference is recorded next to the verdict.
-        ref = load_runner(path, reference_kernels=True).run_raw(x)
-        row.checks["tflm_equals_litert_reference"] = bool(np.array_equal(raw, ref))
-        row.checks["max_abs_diff_vs_litert_reference"] = int(np.abs(raw.astype(np.int32) - ref.astype(np.int32)).max())
     else:
         form = "deploy" if fmt == "torch_deploy" else "train"
         runner = load_runner(path, threads=threads, reference_kernels=reference_kernels, form=form)
-        x = runner.prepare(images)
+    _fill_info(row, runner.info)
+    row.note = _accuracy_inputs(runner.info, evalset)
+    if row.note is None:
+        x = runner.prepare(evalset.images)
+    else:  # the model's own input shape and dtype: latency (and the TFLM check) without accuracy
+        n = CHECK_INPUTS_WITHOUT_DATA if device == "tflm" else 1
+        x = np.concatenate([runner.example_input(seed) for seed in range(n)])
+    if device == "tflm":
+        raw, stats = runner.benchmark(x, **latency)
+        row.checks.update(_tflm_vs_reference(path, x, raw))
+    else:
         raw = runner.run_raw(x)
         one = x[:1]
         stats = measure_latency(lambda: runner.run_raw(one), **latency)
-    _fill_info(row, runner.info)
     row.latency = stats.to_dict()
-    if evalset is not None:
-        row.top1 = _top1(runner.finish(raw), evalset.labels)
+    if row.note is None:
+        row.top1_pct = _top1_pct(runner.finish(raw), evalset.labels)
         row.eval_samples = len(evalset.labels)
     return row
 
@@ -329,7 +428,7 @@ def _bench_local(subject: Subject, fmt: str, device: str, evalset: EvalSet | Non
 def _bench_rpi4(jobs: list[tuple[Subject, str]], evalsets: dict[str, EvalSet | None], *, target: Any,
                 python: str | None, threads: int, reference_kernels: bool, latency: dict[str, Any],
                 max_temp_c: float | None) -> tuple[list[BenchRow], dict[str, Any]]:
-    from .rpi4 import run_on_device
+    from .runtime.rpi4 import run_on_device
 
     # One eval batch is shipped; models whose dataset differs get latency only.
     batch = next((e for e in evalsets.values() if e is not None), None)
@@ -345,6 +444,7 @@ def _bench_rpi4(jobs: list[tuple[Subject, str]], evalsets: dict[str, EvalSet | N
             continue
         info = entry["info"]
         row.backend, row.kernels, row.threads = info["backend"], info["kernels"], info["threads"]
+        row.input_shape = info["input_shape"]
         row.latency = entry["latency"]
         row.checks["throttled_during_run"] = entry.get("throttled", False)
         row.checks["throttle_samples"] = entry.get("throttle_samples", [])
@@ -354,7 +454,7 @@ def _bench_rpi4(jobs: list[tuple[Subject, str]], evalsets: dict[str, EvalSet | N
             quant = info.get("output_quant")
             logits = dequantize(raw, *quant) if quant else raw.astype(np.float32)
             if evalsets.get(subject.label) is batch:
-                row.top1 = _top1(logits, batch.labels)
+                row.top1_pct = _top1_pct(logits, batch.labels)
                 row.eval_samples = len(batch.labels)
             # The same file on the host: float formats agree to rounding; int8 reference kernels bit for bit.
             host = load_runner(subject.files[fmt], threads=1, reference_kernels=reference_kernels)
@@ -366,6 +466,8 @@ def _bench_rpi4(jobs: list[tuple[Subject, str]], evalsets: dict[str, EvalSet | N
                 ref_host = host_ref.run_raw(host_ref.prepare(batch.images)).reshape(raw.shape)
                 row.checks["int8_reference_equals_host"] = bool(np.array_equal(ref_raw, ref_host))
                 row.checks["int8_equals_host"] = bool(np.array_equal(raw, host_raw))
+        else:
+            row.note = "no top-1: no eval data shipped" if batch is None else "no top-1: the model takes no images"
         rows.append(row)
     return rows, result
 
@@ -390,7 +492,7 @@ def run_bench(
     (None: latency only). Returns the results document (``rows`` plus machine, device and settings)."""
     from tqdm import tqdm
 
-    from ..sysinfo import machine_info
+    from .sysinfo import machine_info
 
     latency = {"warmup": warmup, "min_time_s": min_time_s, "min_runs": min_runs}
     rows: list[BenchRow] = []
@@ -432,6 +534,97 @@ def run_bench(
     return doc
 
 
+# --- one request, as `edgeghost bench` makes it ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchRequest:
+    """Everything ``edgeghost bench`` is asked; :func:`bench` does it."""
+
+    device: str = "host"
+    checkpoints: tuple[str, ...] = ()
+    exports: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    study: str | None = None
+    formats: str | None = None
+    threads: int | None = None
+    reference_kernels: bool = False
+    eval_data: str | None = None
+    data_dir: str | None = None
+    eval_samples: int = 1000
+    calib_samples: int | None = None
+    exports_dir: str = "exports"
+    warmup: int = 10
+    min_time_s: float = 2.0
+    min_runs: int = 10
+    max_temp_c: float | None = 70.0
+    out: str | None = None
+    json_path: str | None = None
+    force: bool = False
+    target: Any = None  # SSHTarget for rpi4
+    remote_python: str | None = None
+
+
+def results_dir(out: str | Path | None, device: str, *, force: bool = False, root: str | Path = "bench") -> Path:
+    """Where a run's results go, never over earlier results by surprise: without ``out`` a new folder
+    ``<root>/<device>-<YYYYmmdd-HHMMSS>`` (``-2``, ``-3``, ... if taken); an ``out`` that already holds
+    results is refused unless ``force``."""
+    if out is None:
+        stem = Path(root) / f"{device}-{time.strftime('%Y%m%d-%H%M%S')}"
+        path, n = stem, 1
+        while path.exists():
+            n += 1
+            path = stem.with_name(f"{stem.name}-{n}")
+        return path
+    path = Path(out)
+    taken = [f for f in RESULT_FILES if (path / f).exists()]
+    if taken and not force:
+        raise EdgeGhostError(f"{path} already holds bench results ({', '.join(taken)}); pass --force to replace "
+                             "them or choose another --out (without --out every run gets a new folder)")
+    return path
+
+
+def bench(request: BenchRequest, *, progress: bool = True) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Run one ``edgeghost bench`` request: gather the models, load eval data, measure, write the results.
+    Returns the results document and the files written."""
+    r = request
+    formats = parse_formats(r.formats, r.device)
+    if r.device == "rpi4" and r.target is None:
+        raise EdgeGhostError("--device rpi4 needs --host USER@HOST")
+    threads = r.threads or (4 if r.device == "rpi4" else 1)
+    if threads < 1 or r.eval_samples < 1:
+        raise EdgeGhostError("--threads and --eval-samples must be >= 1")
+    out_dir = results_dir(r.out, r.device, force=r.force)  # refused before anything long runs
+    if r.json_path and Path(r.json_path).exists() and not r.force:
+        raise EdgeGhostError(f"{r.json_path} already exists; pass --force to replace it")
+    ckpts = [(None, c) for c in r.checkpoints] + (study_checkpoints(r.study) if r.study else [])
+    subjects = [subject_from_checkpoint(c, formats, exports_dir=r.exports_dir, data_dir=r.data_dir,
+                                        calib_samples=r.calib_samples, label=label) for label, c in ckpts]
+    subjects += [subject_from_export(d, formats) for d in r.exports]
+    subjects += [subject_from_file(m, formats) for m in r.models]
+    if not subjects:
+        subjects = [default_subject(formats, exports_dir=r.exports_dir, data_dir=r.data_dir,
+                                    calib_samples=r.calib_samples)]
+    labels = [s.label for s in subjects]
+    if len(set(labels)) != len(labels):
+        raise EdgeGhostError(f"two models share a name in the table: {', '.join(labels)}; rename one file")
+    cache: dict[str, EvalSet] = {}
+    evalsets: dict[str, EvalSet | None] = {}
+    for s in subjects:
+        dataset = r.eval_data or s.dataset
+        if dataset and dataset not in cache:
+            cache[dataset] = load_eval_set(dataset, samples=r.eval_samples, data_dir=r.data_dir,
+                                           preprocess=s.preprocess)
+        evalsets[s.label] = cache.get(dataset) if dataset else None
+    if r.device == "rpi4" and len(cache) > 1:
+        raise EdgeGhostError(f"rpi4 runs ship one eval set; the models use {', '.join(cache)} (pass --eval-data)")
+    doc = run_bench(subjects, device=r.device, formats=formats, evalsets=evalsets, threads=threads,
+                    reference_kernels=r.reference_kernels, warmup=r.warmup, min_time_s=r.min_time_s,
+                    min_runs=r.min_runs, target=r.target, remote_python=r.remote_python, max_temp_c=r.max_temp_c,
+                    progress=progress)
+    return doc, write_results(doc, out_dir, json_path=r.json_path)
+
+
 # --- output --------------------------------------------------------------------------------------------------------
 
 
@@ -439,15 +632,44 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def explain_checks(row: dict[str, Any]) -> list[str]:
+    """The checks of one row in words (the JSON keeps the numbers)."""
+    c, name = row["checks"], f"{row['model']} {row['format']}"
+    lines = []
+    if "tflm_vs_litert_reference" in c:
+        lines.append(f"{name}: TFLM vs LiteRT reference kernels {c['tflm_vs_litert_reference']}")
+    if "tflm_vs_litert_reference_max_lsb" in c:
+        n, diff, lsb = (c["tflm_vs_litert_reference_inputs"], c["tflm_vs_litert_reference_differing_inputs"],
+                        c["tflm_vs_litert_reference_max_lsb"])
+        tol = c["tflm_vs_litert_reference_tolerance_lsb"]
+        if lsb == 0:
+            lines.append(f"{name}: TFLM outputs equal LiteRT's reference kernels on all {n} inputs (bit-exact)")
+        else:
+            verdict = "within" if lsb <= tol else "OUTSIDE"
+            lines.append(
+                f"{name}: TFLM outputs differ from LiteRT's reference kernels by at most {lsb} LSB on {diff} of {n} "
+                f"inputs: {verdict} the expected ≤ {tol} LSB (the two round int8 MUL / FULLY_CONNECTED differently; "
+                "up to 3 LSB measured, export/README.md)")
+    if "int8_reference_equals_host" in c:
+        same = "equal" if c["int8_reference_equals_host"] else "DIFFER FROM"
+        lines.append(f"{name}: the device's int8 reference-kernel outputs {same} the host's (expected: equal)")
+    if "int8_equals_host" in c and not c["int8_equals_host"]:
+        lines.append(f"{name}: the device's XNNPACK int8 outputs differ from the host's by up to "
+                     f"{c.get('max_abs_diff_vs_host', 0):g} LSB (ARM and x86 kernels may round 1 LSB apart)")
+    if c.get("throttled_during_run"):
+        lines.append(f"{name}: THROTTLED during the run {c['throttle_samples']}")
+    return lines
+
+
 def format_table(doc: dict[str, Any]) -> str:
     """The console table (Ultralytics layout plus model and arena columns) and the reasons for failed rows."""
-    header = ("Model", "Format", "Status", "Size (MB)", "top-1", "ms/im", "FPS", "arena KiB")
+    header = ("Model", "Format", "Status", "Size (MB)", "top-1 %", "ms/im", "FPS", "arena KiB")
     lines = []
     for r in doc["rows"]:
         lat = r["latency"] or {}
         lines.append((
             r["model"], r["format"], {"ok": "✅", "skipped": "➖ skipped"}.get(r["status"], f"❌ {r['status']}"),
-            _fmt(r["size_mb"], ".3f"), _fmt(r["top1"], ".4f"), _fmt(lat.get("median_ms"), ".3f"),
+            _fmt(r["size_mb"], ".3f"), _fmt(r["top1_pct"], ".2f"), _fmt(lat.get("median_ms"), ".3f"),
             _fmt(lat.get("fps"), ".1f"), _fmt(r["arena_kib"], ".1f"),
         ))
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
@@ -458,32 +680,35 @@ def format_table(doc: dict[str, Any]) -> str:
     for r in doc["rows"]:
         if r["status"] != "ok" and r["error"]:
             out.write(f"{r['model']} {r['format']}: {r['status']}: {r['error']}\n")
-        for check, ok in r["checks"].items():
-            if "equals" in check:
-                out.write(f"{r['model']} {r['format']}: {check} = {ok}\n")
-        if r["checks"].get("throttled_during_run"):
-            out.write(f"{r['model']} {r['format']}: THROTTLED during the run {r['checks']['throttle_samples']}\n")
+        if r["status"] == "ok" and r.get("note") and r["note"].startswith("no top-1:"):
+            out.write(f"{r['model']} {r['format']}: {r['note']}\n")
+        for line in explain_checks(r):
+            out.write(line + "\n")
     if doc.get("untrained"):
         out.write(f"WARNING: untrained weights ({', '.join(doc['untrained'])}): top-1 is meaningless; size and "
                   "latency are real. Pass --checkpoints to bench trained models.\n")
     return out.getvalue()
 
 
-CSV_FIELDS = ("model", "format", "device", "status", "size_mb", "params", "macs", "top1", "eval_samples",
+def format_device(remote: dict[str, Any]) -> str:
+    """The device block printed before an rpi4 table: board, Python, runtimes, governor, temperature."""
+    before, after = remote.get("device_before") or {}, remote.get("device_after") or {}
+    check = remote.get("check") or {}
+    lines = [f"device {remote['target']}: {before.get('board') or 'unknown board'} ({before.get('machine')}), "
+             f"Python {check.get('python')}, runtimes "
+             + ", ".join(f"{k} {v}" for k, v in (check.get("runtimes") or {}).items() if v)]
+    for name, facts in (("before", before), ("after", after)):
+        temp = facts.get("temperature_c")
+        lines.append(f"  {name}: governor {facts.get('governor') or 'unknown'}, "
+                     f"{'unknown' if temp is None else f'{temp:.1f} °C'}, throttled {facts.get('throttled') or 'unknown'}")
+    if before.get("governor") not in (None, "performance"):
+        lines.append("  note: governor is not 'performance'; clock ramp-up can inflate latency")
+    return "\n".join(lines) + "\n"
+
+
+CSV_FIELDS = ("model", "format", "device", "status", "size_mb", "params", "macs", "top1_pct", "eval_samples",
               "median_ms", "p90_ms", "std_ms", "fps", "runs", "arena_kib", "backend", "kernels", "threads",
-              "trained", "file", "error")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+              "trained", "file", "error", "note")
 
 
 def to_csv(doc: dict[str, Any]) -> str:
@@ -507,10 +732,10 @@ def plot(doc: dict[str, Any], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     markers = dict(zip(FORMATS, "osD^v"))
-    points = [r for r in doc["rows"] if r["status"] == "ok" and r["latency"] and r["top1"] is not None]
+    points = [r for r in doc["rows"] if r["status"] == "ok" and r["latency"] and r["top1_pct"] is not None]
     for r in points:
-        ax.scatter(r["latency"]["median_ms"], 100 * r["top1"], marker=markers.get(r["format"], "o"), s=36)
-        ax.annotate(f"{r['model']} {r['format']}", (r["latency"]["median_ms"], 100 * r["top1"]), fontsize=6,
+        ax.scatter(r["latency"]["median_ms"], r["top1_pct"], marker=markers.get(r["format"], "o"), s=36)
+        ax.annotate(f"{r['model']} {r['format']}", (r["latency"]["median_ms"], r["top1_pct"]), fontsize=6,
                     xytext=(3, 3), textcoords="offset points")
     if not points:
         ax.text(0.5, 0.5, "no accuracy measured (pass --eval-data)", ha="center", transform=ax.transAxes)
@@ -523,28 +748,28 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
-    _atomic_write(path, buf.getvalue())
 
 
 def write_results(doc: dict[str, Any], out_dir: str | Path, *, json_path: str | Path | None = None) -> dict[str, Path]:
     """``results.json``, ``results.csv`` and ``results.png`` in ``out_dir`` (and the JSON at ``json_path``)."""
-    out_dir = Path(out_dir)
+    out_dir = ensure_dir(out_dir)
     paths = {"json": out_dir / "results.json", "csv": out_dir / "results.csv", "png": out_dir / "results.png"}
     text = json.dumps(doc, indent=2, default=str) + "\n"
-    _atomic_write(paths["json"], text.encode())
-    _atomic_write(paths["csv"], to_csv(doc).encode())
+    atomic_write_text(paths["json"], text)
+    atomic_write_text(paths["csv"], to_csv(doc))
     plot(doc, paths["png"])
     if json_path is not None:
-        _atomic_write(Path(json_path), text.encode())
+        atomic_write_bytes(Path(json_path), text.encode())
         paths["json_copy"] = Path(json_path)
     return paths
 
 
 __all__ = [
-    "BenchRow", "DEVICES", "EvalSet", "FORMATS", "Format", "Subject", "default_formats",
-    "default_subject", "format_table", "load_eval_set", "parse_formats", "run_bench", "subject_from_checkpoint",
-    "subject_from_export", "subject_from_file", "plot", "to_csv", "write_results",
+    "BenchRequest", "BenchRow", "DEVICES", "EvalSet", "FORMATS", "Format", "Subject", "bench", "default_formats",
+    "default_subject", "explain_checks", "format_device", "format_table", "load_eval_set", "parse_formats",
+    "results_dir", "run_bench", "study_checkpoints", "subject_from_checkpoint", "subject_from_export",
+    "subject_from_file", "plot", "to_csv", "write_results",
 ]
