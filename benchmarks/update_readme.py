@@ -1,0 +1,315 @@
+"""Rewrite the generated sections of the READMEs from the recorded results, or check that they are current.
+
+A generated section is everything between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->`` in one
+of ``DOCS``; its text is what the function registered as ``NAME`` in ``SECTIONS`` returns, built from
+``benchmarks/results/*.json`` (or, for the models table, from the same library call as ``edgeghost info
+--json``). Numbers in those sections are never typed by hand: re-run the benchmark, then this script.
+
+    .venv/bin/python benchmarks/update_readme.py            # rewrite stale sections in place
+    .venv/bin/python benchmarks/update_readme.py --check    # exit 1 and name the stale sections
+
+Adding a section: write ``@section("name") def name() -> str`` returning Markdown, and put the two marker
+comments where it belongs. Unknown names in a README, and registered sections no README uses, are errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DOCS = ("README.md", "export/README.md")
+MARKER = re.compile(r"(<!-- generated:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /generated:(?P=name) -->)", re.S)
+
+SECTIONS: dict[str, Callable[[], str]] = {}
+
+
+def section(name: str) -> Callable[[Callable[[], str]], Callable[[], str]]:
+    """Register the function that renders the section ``name``."""
+
+    def register(fn: Callable[[], str]) -> Callable[[], str]:
+        SECTIONS[name] = fn
+        return fn
+
+    return register
+
+
+# --- formatting helpers --------------------------------------------------------------------------------------
+
+def _results(name: str) -> dict[str, Any]:
+    path = RESULTS / name
+    if not path.is_file():
+        raise SystemExit(f"update_readme: {path.relative_to(ROOT)} is missing (run the benchmark that writes it)")
+    return json.loads(path.read_text())
+
+
+def _sig(value: float, digits: int = 3) -> str:
+    """``digits`` significant digits, trailing zeros kept (1.00, 0.406, 61.1); no exponent below 10**digits."""
+    if value == 0:
+        return "0"
+    if abs(value) >= 10 ** (digits - 1):
+        return f"{value:.0f}"
+    return f"{value:#.{digits}g}"
+
+
+def _pct(fraction: float, decimals: int = 2) -> str:
+    return f"{100 * fraction:.{decimals}f} %"
+
+
+def _kb(n_bytes: float) -> str:
+    return f"{n_bytes / 1000:.1f} kB"
+
+
+_FAMILY = {"ghostnetv3_small": "GN-S", "ghostnetv3_small_lean": "lean GN-S", "ghostnetv3_d": "GN-D",
+           "resnet8": "ResNet-8"}
+
+
+def _w(width: float) -> str:
+    """Widths as the CLI and the export folders spell them: 0.5, 1.0, 2.8."""
+    return f"{width:.1f}" if float(width).is_integer() else f"{width:g}"
+
+
+def _short(model: str, width: float | None = None) -> str:
+    """``ghostnetv3_small``, 0.5 → ``GN-S w0.5``; also accepts ``ghostnetv3_small_w0.5``."""
+    if width is None:
+        match = re.fullmatch(r"(.+)_w([\d.]+)", model)
+        model, width = (match.group(1), float(match.group(2))) if match else (model, 1.0)
+    if model == "resnet8":
+        return "ResNet-8"
+    return f"{_FAMILY.get(model, model)} w{_w(width)}"
+
+
+def _source(name: str, record: dict[str, Any]) -> str:
+    command = record.get("command", "")
+    date = str(record.get("date") or record.get("created") or "")[:10]
+    return f"*Source: `benchmarks/results/{name}`" + (f", made by `{command}`" if command else "") + \
+        (f" on {date}" if date else "") + ".*"
+
+
+def _table(header: list[str], align: str, rows: list[list[str]]) -> str:
+    """Markdown table; ``align`` has one letter per column: l(eft) or r(ight)."""
+    rule = ["---:" if a == "r" else "---" for a in align]
+    return "\n".join("| " + " | ".join(r) + " |" for r in [header, rule, *rows])
+
+
+# --- sections ------------------------------------------------------------------------------------------------
+
+# (model, width) rows of the models table: the widths the paper studied plus the small ones the firmware uses.
+MODEL_ROWS = [("ghostnetv3_small", 0.5), ("ghostnetv3_small", 1.0), ("ghostnetv3_small", 2.8),
+              ("ghostnetv3_small", 3.4), ("ghostnetv3_d", 1.0), ("resnet8", 1.0)]
+
+
+@section("models")
+def models() -> str:
+    """Parameters and MACs, computed by the library call behind ``edgeghost info --json`` (not a results file:
+    counting is exact and takes seconds)."""
+    import torch
+
+    from edgeghost.models import create_model, model_info
+
+    rows = []
+    for name, width in MODEL_ROWS:
+        torch.manual_seed(0)
+        info = model_info(create_model(name, width=width, num_classes=10), name).to_dict()
+        label = "resnet8 (MLPerf Tiny)" if name == "resnet8" else name
+        rows.append([label, _w(width), f"{info['params_train']:,}", f"{info['params_deploy']:,}",
+                     f"{info['macs'] / 1e6:.2f} M"])
+    return _table(["model", "width", "params train", "params deploy", "MACs (deploy)"], "lrrrr", rows) + \
+        "\n\n*Source: `edgeghost info --model NAME --width W --json` (10 classes, 32×32×3 input).*"
+
+
+@section("host_matrix")
+def host_matrix() -> str:
+    """Median ms per image per model × format on the host and in TFLite-Micro (benchmarks/host_matrix.py)."""
+    record = _results("host_matrix.json")
+    cells: dict[str, dict[str, Any]] = {}
+    for row in record["rows"]:
+        key = "tflm" if row["device"] == "tflm" else row["format"]
+        cells.setdefault(row["model"], {"macs": row["macs"]})[key] = row
+    columns = [("torch", "torch"), ("torch_deploy", "torch deploy"), ("onnx", "ONNX"), ("tflite_fp32", "TFLite fp32"),
+               ("tflite_int8", "TFLite int8"), ("tflm", "TFLM int8")]
+    rows = []
+    for model, by_format in cells.items():
+        line = [_short(model), f"{by_format['macs'] / 1e6:.2f}"]
+        for key, _ in columns:
+            row = by_format.get(key)
+            line.append(_sig(row["latency"]["median_ms"]) if row and row["status"] == "ok" else "✗")
+        tflm = by_format.get("tflm")
+        line.append(f"{tflm['arena_kib']:.1f}" if tflm and tflm.get("arena_kib") else "—")
+        rows.append(line)
+    header = ["model", "MMACs", *(title for _, title in columns), "arena KiB"]
+    return _table(header, "lrrrrrrrr", rows) + "\n\n" + _source("host_matrix.json", record)
+
+
+@section("host_ratios")
+def host_ratios() -> str:
+    """The two ratios the host-matrix goals are stated in."""
+    record = _results("host_matrix.json")
+    ratios = record["ratios"]
+    rows = [[_short(model), f"{ratios['int8_over_fp32_litert'][model]:.2f}×",
+             f"{ratios['tflm_ms_per_mmac'][model]:.2f}", f"{ratios['tflm_ms_per_mmac_vs_resnet8'][model]:.2f}×"]
+            for model in ratios["int8_over_fp32_litert"]]
+    return _table(["model", "LiteRT int8 / fp32 latency", "TFLM ms per MMAC", "TFLM ms/MMAC vs ResNet-8"], "lrrr",
+                  rows) + "\n\n" + _source("host_matrix.json", record)
+
+
+@section("reparam")
+def reparam() -> str:
+    """Deploy-form over train-form torch latency (benchmarks/reparam_latency.py)."""
+    record = _results("reparam.json")
+    rows = [[_short(r["model"], r["width"]), str(r["batch"]), _sig(r["train_ms"]), _sig(r["deploy_ms"]),
+             f"{r['ratio']:.3f}×"] for r in record["results"]]
+    goal = record.get("goal", {})
+    text = _table(["model", "batch", "train form ms", "deploy form ms", "deploy / train"], "lrrrr", rows)
+    if goal:
+        text += (f"\n\nGoal: deploy / train ≤ {goal['deploy_over_train_w2.8_batch1_max']}× at w2.8, batch 1: "
+                 f"{goal['measured']}× ({'met' if goal['met'] else 'missed'}).")
+    return text + "\n\n" + _source("reparam.json", record)
+
+
+@section("arena")
+def arena() -> str:
+    """TFLite-Micro arena per model (benchmarks/export_suite.py --part arena)."""
+    record = _results("export_arena.json")
+    res = record["results"]
+    rows = [[_short(r["model"], r["width"]), _kb(r["arena_measured_bytes"]), _kb(r["arena_firmware_bytes"]),
+             _kb(r["int8_bytes"])] for r in res["rows"]]
+    text = _table(["model", "arena (measured)", "arena in firmware (+ margin)", "int8 model"], "lrrr", rows)
+    text += f"\n\nGoal: {res['goal']}: {'met' if res['meets_goal'] else 'missed'}."
+    return text + "\n\n" + _source("export_arena.json", record)
+
+
+@section("firmware_sizes")
+def firmware_sizes() -> str:
+    """Flash / RAM per target and host instruction counts (benchmarks/firmware_sizes.py)."""
+    record = _results("firmware_sizes.json")
+    targets = [t for t in record["results"][0]["targets"] if not t.startswith("host")]
+    rows = []
+    for r in record["results"]:
+        line = [_short(r["model"], r["width"])]
+        for t in targets:
+            size = r["targets"].get(t)
+            line.append(f"{size['flash'] / 1000:.0f} / {size['ram'] / 1000:.0f}" if size else "—")
+        host = r["targets"].get("host/reference", {})
+        ir = host.get("instructions_per_inference")
+        line.append(f"{ir / 1e6:.0f} M" if ir else "—")
+        rows.append(line)
+    header = ["model", *(f"{t} flash / RAM kB" for t in targets), "instructions per inference (host)"]
+    return _table(header, "l" + "r" * (len(header) - 1), rows) + "\n\n" + _source("firmware_sizes.json", record)
+
+
+@section("train_throughput")
+def train_throughput() -> str:
+    """Training images per second on this CPU and the projected paper run (benchmarks/train_throughput.py)."""
+    record = _results("train_throughput_cpu.json")
+    rows = [[_short(r["model"], r["width"]), f"{r['params']:,}", str(r["batch_size"]), f"{r['images_per_s']:.1f}",
+             f"{r['projected_cifar10_200_epochs_h']:.0f} h"] for r in record["rows"]]
+    return _table(["model", "params", "batch", "images/s", "CIFAR-10, 200 epochs"], "lrrrr", rows) + "\n\n" + \
+        _source("train_throughput_cpu.json", record)
+
+
+def _quality_files() -> list[tuple[str, dict[str, Any]]]:
+    return [(p.name, json.loads(p.read_text())) for p in sorted(RESULTS.glob("export_quality_*.json"))]
+
+
+@section("int8_quality")
+def int8_quality() -> str:
+    """int8 vs fp32 per checkpoint and calibration method (benchmarks/export_suite.py --part quality)."""
+    rows, sources = [], []
+    for name, record in _quality_files():
+        res = record["results"]
+        for method, run in res["runs"].items():
+            rows.append([f"`{res['checkpoint']}`", str(res["eval_samples"]), method, _pct(run["fp32_top1"]),
+                         _pct(run["int8_top1"]), f"{run['drop_pp']:+.2f} pp", _pct(run["int8_top1_agreement"])])
+            if run.get("int16x8"):
+                r16 = run["int16x8"]
+                rows.append([f"`{res['checkpoint']}`", str(res["eval_samples"]), "int16x8 (min/max)",
+                             _pct(run["fp32_top1"]), _pct(r16["top1_accuracy"]),
+                             f"{100 * (run['fp32_top1'] - r16['top1_accuracy']):+.2f} pp",
+                             _pct(r16["top1_agreement"])])
+        sources.append(_source(name, record))
+    header = ["checkpoint", "eval images", "calibration", "fp32 top-1", "int8 top-1", "drop", "int8/fp32 agreement"]
+    return _table(header, "lrlrrrr", rows) + "\n\n" + "\n".join(sources)
+
+
+def _ladder_table(ladder: list[dict[str, Any]]) -> str:
+    rows = []
+    for r in ladder[1:]:
+        diff = r["max_abs_diff"]
+        rows.append([r["stage"], f"{diff:.2g}" if diff is not None else "—", _pct(r["top1_agreement"], 1),
+                     _pct(r["top1_accuracy"], 1)])
+    return _table(["stage", "max abs Δ to previous", "top-1 agreement", "top-1"], "lrrr", rows)
+
+
+@section("export_ladder")
+def export_ladder() -> str:
+    """The fidelity ladder of the trained checkpoint's default (percentile) export with the most eval images."""
+    name, record = max(_quality_files(), key=lambda f: f[1]["results"]["eval_samples"])
+    res = record["results"]
+    run = res["runs"]["percentile"]
+    return (f"`{res['checkpoint']}`, {res['eval_samples']} test images, default export "
+            f"(percentile calibration):\n\n{_ladder_table(run['ladder'])}\n\n{_source(name, record)}")
+
+
+# --- the rewrite ---------------------------------------------------------------------------------------------
+
+def render(text: str, *, cache: dict[str, str]) -> tuple[str, list[str]]:
+    """``text`` with every generated section re-rendered, and the names of the sections that changed."""
+    changed: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group("name")
+        if name not in SECTIONS:
+            raise SystemExit(f"update_readme: no generator for section {name!r} (known: {', '.join(SECTIONS)})")
+        if name not in cache:
+            cache[name] = SECTIONS[name]().rstrip("\n") + "\n"
+        if match.group("body") != cache[name]:
+            changed.append(name)
+        return match.group(1) + cache[name] + match.group(4)
+
+    return MARKER.sub(replace, text), changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a section is stale")
+    p.add_argument("--diff", action="store_true", help="with --check: also print the differences")
+    args = p.parse_args(argv)
+    sys.path.insert(0, str(ROOT))  # the models section imports edgeghost from this checkout
+    from edgeghost.fileio import atomic_write_text
+
+    cache: dict[str, str] = {}
+    stale, used = [], set()
+    for doc in DOCS:
+        path = ROOT / doc
+        text = path.read_text()
+        used |= {m.group("name") for m in MARKER.finditer(text)}
+        new, changed = render(text, cache=cache)
+        if not changed:
+            continue
+        stale += [f"{doc}: {name}" for name in changed]
+        if args.check:
+            if args.diff:
+                sys.stdout.writelines(difflib.unified_diff(text.splitlines(True), new.splitlines(True), doc, doc))
+        else:
+            atomic_write_text(path, new)
+    unused = sorted(set(SECTIONS) - used)
+    if unused:
+        print(f"update_readme: sections no README uses: {', '.join(unused)}", file=sys.stderr)
+        return 1
+    if args.check and stale:
+        print("stale generated sections (run .venv/bin/python benchmarks/update_readme.py):\n  " + "\n  ".join(stale))
+        return 1
+    print(("updated: " + ", ".join(stale)) if stale else "generated sections are up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
