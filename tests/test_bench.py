@@ -299,3 +299,21 @@ def test_study_folder_benches_baseline_and_every_variant(shared: dict[str, Path]
 
     (study / "study.json").unlink()
     assert [label for label, _ in study_checkpoints(study)] == ["baseline", "kd_resnet8_w2", "teacher_resnet8_w2"]
+
+
+def test_reparam_latency_benchmark_smoke_run(tmp_path: Path) -> None:
+    """benchmarks/reparam_latency.py at tiny size: it runs, writes its JSON with machine and command, and its
+    goal is "not measured" when its row (w2.8, batch 1) is not in the run."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "reparam_latency.py"
+    out = tmp_path / "reparam.json"
+    proc = subprocess.run([sys.executable, str(script), "--widths", "0.25", "--batches", "1", "--rounds", "1",
+                           "--min-time", "0.01", "--out", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    (row,) = doc["results"]
+    assert (row["width"], row["batch"]) == (0.25, 1) and row["train_ms"] > 0 and row["deploy_ms"] > 0
+    assert row["ratio"] == pytest.approx(row["deploy_ms"] / row["train_ms"], abs=1e-3)
+    assert doc["goal"]["met"] is None and "--widths 0.25" in doc["command"] and doc["machine"]["cores"] >= 1
