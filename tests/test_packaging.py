@@ -59,3 +59,25 @@ def test_installed_wheel_imports_and_runs_cli(wheel_dir: Path, tmp_path: Path) -
     lines = proc.stdout.splitlines()
     assert lines[0].startswith(str(wheel_dir)) and lines[1].startswith(str(wheel_dir))
     assert '"params_train": 77946' in lines[2]
+
+
+def test_help_is_plain_text_and_states_each_default_once() -> None:
+    """``edgeghost --help`` shows no docstring markup, and no option's help carries two "(default: ...)" notes
+    (one in words from the option, one appended by the config-driven flags)."""
+    import argparse
+    import re
+
+    from edgeghost.cli import build_parser
+
+    parser = build_parser()
+    top = parser.format_help()
+    assert "``" not in top and "edgeghost command line" in top
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert len(sub.choices) >= 8
+    for name, p in sub.choices.items():
+        text = p.format_help()
+        assert "``" not in text, name
+        options = re.split(r"\n  (?=-)", text.split("options:", 1)[1])
+        for option in options:
+            flat = " ".join(option.split())
+            assert flat.count("(default:") <= 1, f"edgeghost {name}: {flat}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import re
 import sys
 
 from .. import __version__
@@ -21,12 +22,35 @@ def _commands() -> dict[str, object]:
     return {name: importlib.import_module(f"{__name__}.{name}") for name in names}
 
 
+_DEFAULT_NOTE = re.compile(r"\s*\(default: [^()]*\)")
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, except that an option whose help states its default in words ("(default: the
+    dataset's choice)") does not also get a generic "(default: None)" appended after it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help
+        if text and len(_DEFAULT_NOTE.findall(text)) > 1:
+            last = list(_DEFAULT_NOTE.finditer(text))[-1]
+            text = text[: last.start()] + text[last.end():]
+        return text
+
+
+def _plain(text: str) -> str:
+    """Docstring markup (``literal``) as plain terminal text."""
+    return text.replace("``", "")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edgeghost", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="edgeghost", description=_plain(__doc__.splitlines()[0]),
+                                     formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"edgeghost {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in _commands().items():
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        # HELP is plain text; argparse %-formats help strings, so a literal "%" is escaped.
+        p = sub.add_parser(name, help=_plain(module.HELP).replace("%", "%%"), description=_plain(module.HELP),
+                           formatter_class=_HelpFormatter)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser
