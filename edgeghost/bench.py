@@ -226,42 +226,65 @@ def subject_from_file(path: str | Path, formats: tuple[str, ...]) -> Subject:
     return Subject(path.name, files={fmt: path})
 
 
-STUDY_REPORT_KEYS = ("rows",)  # a study report (``edgeghost study``): {"rows": [{"strategy", "run", ...}]}
+def _study_label(strategy: str, teachers: Any, seed: Any) -> str:
+    names = ", ".join(teachers) if isinstance(teachers, (list, tuple)) else str(teachers or "")
+    return " ".join(p for p in (strategy, f"({names})" if names else "",
+                                f"seed {seed}" if seed is not None else "") if p)
 
 
 def study_checkpoints(study_dir: str | Path) -> list[tuple[str, Path]]:
     """(label, best checkpoint) of the baseline and every distilled variant of a study folder.
 
-    The study's own reports (``*.json`` beside the runs, rows with ``strategy`` and ``run``) name and order the
-    runs; teacher rows (strategy in parentheses) are not variants and are left out. Without a report, every
-    ``*/best.pt`` under the folder is taken, labelled by its folder.
+    The study's report (``*.json`` beside the runs) names and orders the runs: ``runs`` entries (``label``,
+    ``teachers``, ``seed``, ``best_checkpoint`` or ``run_dir``; failed runs left out) or, in older reports,
+    ``rows`` (``strategy``, ``teachers``, ``run``; teacher rows, in parentheses, are not variants). Without a
+    report, every ``**/best.pt`` under the folder is taken, labelled by its folder.
     """
     root = Path(study_dir)
     if not root.is_dir():
         raise EdgeGhostError(f"study folder {root} does not exist")
+
+    def locate(path: Any, run: Any) -> Path | None:
+        for candidate in (path, Path(run) / "best.pt" if run else None):
+            if not candidate:
+                continue
+            p = Path(candidate)
+            for option in (p, root / p, root / Path(run or "").name / "best.pt"):
+                if option.is_file():
+                    return option
+        return None
+
     found: dict[Path, str] = {}
     for report in sorted(root.glob("*.json")):
         try:
-            rows = json.loads(report.read_text()).get("rows")
-        except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
+            doc = json.loads(report.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
             continue
-        for row in rows if isinstance(rows, list) else []:
-            if not isinstance(row, dict) or not row.get("run") or str(row.get("strategy", "")).startswith("("):
+        entries = doc.get("runs") if isinstance(doc, dict) else None
+        for run in entries if isinstance(entries, list) else []:
+            if not isinstance(run, dict) or run.get("status") == "failed":
                 continue
-            best = Path(row["run"]) / "best.pt"
-            best = best if best.is_absolute() or best.is_file() else root / Path(row["run"]).name / "best.pt"
-            if best.is_file() and best.resolve() not in found:
-                parts = [row["strategy"], row.get("teachers") or "", *(
-                    [f"seed {row['seed']}"] if row.get("seed") is not None else [])]
-                found[best.resolve()] = " ".join(p for p in (parts[0], *(f"({p})" for p in parts[1:] if p)))
+            best = locate(run.get("best_checkpoint"), run.get("run_dir"))
+            if best is not None and best.resolve() not in found:
+                found[best.resolve()] = _study_label(run.get("label") or run.get("strategy") or run.get("key", "run"),
+                                                     run.get("teachers"), run.get("seed"))
+        rows = doc.get("rows") if isinstance(doc, dict) and not entries else None
+        for row in rows if isinstance(rows, list) else []:
+            if not isinstance(row, dict) or str(row.get("strategy", "")).startswith("("):
+                continue
+            best = locate(None, row.get("run"))
+            if best is not None and best.resolve() not in found:
+                found[best.resolve()] = _study_label(row.get("strategy", "run"), row.get("teachers"), row.get("seed"))
     if not found:
         for best in sorted(root.glob("**/best.pt")):
             found[best.resolve()] = best.parent.relative_to(root).as_posix() or root.name
     if not found:
-        raise EdgeGhostError(f"no runs in {root}: neither a study report (*.json with rows) nor */best.pt")
+        raise EdgeGhostError(f"no runs in {root}: neither a study report (*.json with runs) nor */best.pt")
     labels = list(found.values())
-    if len(set(labels)) != len(labels):  # two rows of one strategy (seeds not in the report): the folder decides
-        return [(f"{lab} [{p.parent.name}]", p) for p, lab in found.items()]
+    if len(set(labels)) != len(labels):  # two runs of one strategy the report does not tell apart
+        top = root.resolve()
+        return [(f"{lab} [{p.parent.relative_to(top) if p.is_relative_to(top) else p.parent.name}]", p)
+                for p, lab in found.items()]
     return [(lab, p) for p, lab in found.items()]
 
 
@@ -467,7 +490,8 @@ def _bench_rpi4(jobs: list[tuple[Subject, str]], evalsets: dict[str, EvalSet | N
                 row.checks["int8_reference_equals_host"] = bool(np.array_equal(ref_raw, ref_host))
                 row.checks["int8_equals_host"] = bool(np.array_equal(raw, host_raw))
         else:
-            row.note = "no top-1: no eval data shipped" if batch is None else "no top-1: the model takes no images"
+            row.note = ("no top-1: no eval data shipped" if batch is None else
+                        f"no top-1: the model's input {info['input_shape']} does not take the eval images")
         rows.append(row)
     return rows, result
 

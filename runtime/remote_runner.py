@@ -189,8 +189,9 @@ def check() -> dict[str, Any]:
 def run_job(job: dict[str, Any], root: Path) -> dict[str, Any]:
     """Run every model of ``job`` (paths relative to ``root``) on the job's images.
 
-    Each model gets: cool-down wait, outputs for all images (raw, for comparison with the host), then the
-    latency loop on the first image with the throttle monitor running. One model's failure is recorded and
+    Each model gets: cool-down wait, outputs for all images (raw, for comparison with the host) when it takes
+    images of their size, then the latency loop on the first image (or on a seeded input of the model's own
+    shape) with the throttle monitor running. One model's failure is recorded and
     the others still run.
     """
     if job.get("schema") != SCHEMA:
@@ -206,7 +207,7 @@ def run_job(job: dict[str, Any], root: Path) -> dict[str, Any]:
             runner = open_model(root / spec["file"], threads=threads,
                                 reference_kernels=bool(job.get("reference_kernels", False)))
             entry["info"] = runner.info.to_dict()
-            if images is not None and runner.info.image_hwc is not None:
+            if images is not None and runner.info.image_hwc == tuple(images.shape[1:]):
                 x = runner.prepare(images)
                 raw = runner.run_raw(x)
                 entry["raw_outputs"] = raw.reshape(len(raw), -1).tolist()

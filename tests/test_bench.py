@@ -278,27 +278,38 @@ def test_results_are_never_replaced_silently(tmp_path: Path, monkeypatch, capsys
     assert (runs[0] / "results.json").read_text() != first  # a new run: new timings and time stamp
 
 
-def test_study_folder_benches_baseline_and_every_variant(shared: dict[str, Path], tmp_path: Path) -> None:
-    study = tmp_path / "study"
-    for run in ("baseline", "kd_resnet8_w2", "teacher_resnet8_w2"):
-        (study / run).mkdir(parents=True)
-        shutil.copy(shared["checkpoint"], study / run / "best.pt")
-    rows = [{"student": "ghostnetv3_small_w0.25", "strategy": "(teacher)", "teachers": "",
-             "run": str(study / "teacher_resnet8_w2")},
-            {"student": "ghostnetv3_small_w0.25", "strategy": "baseline", "teachers": "", "run": str(study / "baseline")},
-            {"student": "ghostnetv3_small_w0.25", "strategy": "KD", "teachers": "resnet8_w2",
-             "run": str(study / "kd_resnet8_w2")}]
-    (study / "study.json").write_text(json.dumps({"title": "t", "rows": rows}))
-    common = ["--formats", "torch", "--data-dir", str(shared["data"]), "--eval-samples", "8", *LATENCY_ARGS]
-    assert main(["bench", "--study", str(study), *common, "--out", str(tmp_path / "a")]) == 0
-    doc = json.loads((tmp_path / "a" / "results.json").read_text())
-    assert [r["model"] for r in doc["rows"]] == ["baseline", "KD (resnet8_w2)"]  # teachers are not variants
-    assert all(r["status"] == "ok" and r["top1_pct"] is not None for r in doc["rows"])
-    # Without a report, every run folder's best.pt, labelled by its folder.
+def test_study_folder_benches_baseline_and_every_variant(shared: dict[str, Path], tmp_path: Path, capsys) -> None:
     from edgeghost.bench import study_checkpoints
 
+    study = tmp_path / "study"
+    for run in ("baseline/seed0", "kd_resnet8_w2/seed0", "kd_resnet8_w2/seed1", "failed/seed0", "teacher_resnet8_w2"):
+        (study / run).mkdir(parents=True)
+        shutil.copy(shared["checkpoint"], study / run / "best.pt")
+    runs = [{"key": "baseline/seed0", "label": "baseline", "strategy": "baseline", "teachers": [], "seed": 0,
+             "run_dir": str(study / "baseline/seed0"), "best_checkpoint": str(study / "baseline/seed0/best.pt"),
+             "status": "done"},
+            *({"key": f"kd_resnet8_w2/seed{k}", "label": "KD", "strategy": "kd", "teachers": ["resnet8_w2"],
+               "seed": k, "run_dir": str(study / f"kd_resnet8_w2/seed{k}"), "status": "done"} for k in (0, 1)),
+            {"key": "failed/seed0", "label": "ensemble", "strategy": "ensemble", "seed": 0, "status": "failed",
+             "run_dir": str(study / "failed/seed0")}]
+    (study / "study.json").write_text(json.dumps({"title": "t", "runs": runs, "teachers": [
+        {"name": "resnet8_w2", "checkpoint": str(study / "teacher_resnet8_w2/best.pt")}]}))
+    common = ["--formats", "torch", "--data-dir", str(shared["data"]), "--eval-samples", "8", *LATENCY_ARGS]
+    assert main(["bench", "--study", str(study), *common, "--out", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    doc = json.loads((tmp_path / "a" / "results.json").read_text())
+    # Teachers and failed runs are not variants; one row per seed.
+    assert [r["model"] for r in doc["rows"]] == ["baseline seed 0", "KD (resnet8_w2) seed 0", "KD (resnet8_w2) seed 1"]
+    assert all(r["status"] == "ok" and r["top1_pct"] is not None for r in doc["rows"])
+    assert "KD (resnet8_w2) seed 1" in out
+    # An older report (rows with strategy/run), then none at all: every run folder's best.pt by its folder.
+    rows = [{"strategy": "(teacher)", "run": str(study / "teacher_resnet8_w2")},
+            {"strategy": "baseline", "teachers": "", "run": str(study / "baseline/seed0")}]
+    (study / "study.json").write_text(json.dumps({"rows": rows}))
+    assert [label for label, _ in study_checkpoints(study)] == ["baseline"]
     (study / "study.json").unlink()
-    assert [label for label, _ in study_checkpoints(study)] == ["baseline", "kd_resnet8_w2", "teacher_resnet8_w2"]
+    assert [label for label, _ in study_checkpoints(study)] == [
+        "baseline/seed0", "failed/seed0", "kd_resnet8_w2/seed0", "kd_resnet8_w2/seed1", "teacher_resnet8_w2"]
 
 
 def test_reparam_latency_benchmark_smoke_run(tmp_path: Path) -> None:
