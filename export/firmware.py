@@ -45,29 +45,35 @@ class Target:
     qemu_machine: str = ""
     kernels: tuple[str, ...] = ("reference",)  # kernel flavours that build for it
     sources: str = "src"  # project folder for sources and generated files (where the build system looks)
+    # Processor clock that QEMU feeds the core's SysTick on this board (its SYSCLK/MAINCLK); under
+    # `-icount shift=0` one tick is 1e9 / clock_hz instructions. Checked against a calibration loop on every run.
+    clock_hz: int = 0
 
 
-# name | example | runner | toolchain | Debian package | CPU flags | linker script | QEMU machine | kernels
+_ARM = "arm-none-eabi-g++"
+_ARM_PACKAGE = "gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-dev"
+_BOTH = ("reference", "cmsis-nn")
+# name | example | runner | toolchain | Debian package | CPU flags | linker script | QEMU machine | kernels | clock
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
         Target("host", "host", "host", "g++", "g++"),
         Target("mlperf-tiny", "mlperf_tiny", "host", "g++", "g++"),
-        Target(
-            "cortex-m4", "cortex-m", "qemu", "arm-none-eabi-g++",
-            "gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-dev",
-            "-mcpu=cortex-m4 -mfpu=fpv4-sp-d16", "mps2_an386.ld", "mps2-an386", ("reference", "cmsis-nn"),
-        ),
-        Target(
-            "cortex-m55", "cortex-m", "qemu", "arm-none-eabi-g++",
-            "gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-dev",
-            "-mcpu=cortex-m55", "mps3_an547.ld", "mps3-an547", ("reference", "cmsis-nn"),
-        ),
+        Target("cortex-m4", "cortex-m", "qemu", _ARM, _ARM_PACKAGE, "-mcpu=cortex-m4 -mfpu=fpv4-sp-d16",
+               "mps2_an386.ld", "mps2-an386", _BOTH, clock_hz=25_000_000),
+        Target("cortex-m7", "cortex-m", "qemu", _ARM, _ARM_PACKAGE, "-mcpu=cortex-m7 -mfpu=fpv5-d16",
+               "mps2_an386.ld", "mps2-an500", _BOTH, clock_hz=25_000_000),
+        Target("cortex-m33", "cortex-m", "qemu", _ARM, _ARM_PACKAGE, "-mcpu=cortex-m33 -mfpu=fpv5-sp-d16",
+               "mps2_an505.ld", "mps2-an505", _BOTH, clock_hz=20_000_000),
+        # -mcpu=cortex-m55 enables Helium (MVE): CMSIS-NN then compiles its MVE code paths (ARM_MATH_MVEI).
+        Target("cortex-m55", "cortex-m", "qemu", _ARM, _ARM_PACKAGE, "-mcpu=cortex-m55",
+               "mps3_an547.ld", "mps3-an547", _BOTH, clock_hz=32_000_000),
         Target("esp32s3", "esp32s3", "board", kernels=("esp-nn",), sources="main"),
         Target("arduino", "arduino", "board", kernels=("arduino",), sources="edgeghost_classifier"),
     )
 }
 KERNELS = ("reference", "cmsis-nn")
+CORTEX_M_TARGETS = tuple(name for name, t in TARGETS.items() if t.runner == "qemu")
 _TREE_SUBDIR = {"reference": "reference", "cmsis-nn": "cmsis_nn"}
 _QEMU_PACKAGE = "qemu-system-arm"
 
@@ -82,27 +88,96 @@ def get_target(name: str) -> Target:
 # --- TFLite-Micro tree -----------------------------------------------------------------------------------------
 
 
-def resolve_tflm_dir(tflm_dir: str | Path | None, *, kernels: str = "reference") -> Path:
-    """The TFLM source tree for ``kernels``: ``tflm_dir`` or ``$TFLM_DIR``, either a tree made by
-    ``create_tflm_tree.py`` or a folder holding ``reference/`` and ``cmsis_nn/`` trees."""
-    if kernels not in KERNELS:
-        raise EdgeGhostError(f"unknown kernels {kernels!r}; choose one of {', '.join(KERNELS)}")
-    raw = tflm_dir or os.environ.get("TFLM_DIR")
-    if not raw:
-        raise EdgeGhostError(
-            "no TFLite-Micro tree: pass --tflm-dir or set TFLM_DIR (make one with tflite-micro's "
-            f"create_tflm_tree.py at commit {TFLM_COMMIT[:8]}, see firmware_examples/README.md)"
-        )
-    root = Path(raw).expanduser().resolve()
+TFLM_REPO = "https://github.com/tensorflow/tflite-micro"
+# A source checkout keeps firmware_examples/ at the repository root; the shared trees sit beside the checkout.
+_SHARED_TREES = EXAMPLES_DIR.parent.parent / "shared" / "third_party" / "tflm"
+
+
+def _tree_for(root: Path, kernels: str) -> Path | None:
     for tree in (root, root / _TREE_SUBDIR[kernels]):
         if (tree / "tensorflow/lite/micro/micro_interpreter.h").is_file():
             has_cmsis = (tree / "tensorflow/lite/micro/kernels/cmsis_nn").is_dir()
             if has_cmsis == (kernels == "cmsis-nn"):
                 return tree
+    return None
+
+
+def user_tree_cache() -> Path:
+    """Where edgeghost builds TFLite-Micro trees when none is given: ``~/.cache/edgeghost/tflm/<commit>``."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "edgeghost" / "tflm" / TFLM_COMMIT[:12]
+
+
+def find_tflm_root(tflm_dir: str | Path | None = None, *, kernels: str = "reference") -> Path:
+    """The one rule for finding the TFLite-Micro source trees, in order: ``tflm_dir`` (``--tflm-dir``),
+    ``$TFLM_DIR``, ``../shared/third_party/tflm`` beside the source checkout, the user cache
+    (:func:`user_tree_cache`, filled by :func:`build_tflm_trees`). Returns the folder holding the tree for
+    ``kernels`` (a tree made by ``create_tflm_tree.py``, or a folder with ``reference/`` and ``cmsis_nn/``).
+    A given folder (flag or variable) that holds no such tree is an error, not a reason to look elsewhere."""
+    if kernels not in KERNELS:
+        raise EdgeGhostError(f"unknown kernels {kernels!r}; choose one of {', '.join(KERNELS)}")
+    given = tflm_dir or os.environ.get("TFLM_DIR")
+    if given:
+        root = Path(given).expanduser().resolve()
+        if _tree_for(root, kernels) is None:
+            raise EdgeGhostError(
+                f"{root} holds no TFLite-Micro tree with {kernels} kernels (expected tensorflow/lite/micro/ in it "
+                f"or in {root / _TREE_SUBDIR[kernels]})"
+            )
+        return root
+    for root in (_SHARED_TREES, user_tree_cache()):
+        if _tree_for(root, kernels) is not None:
+            return root
     raise EdgeGhostError(
-        f"{root} holds no TFLite-Micro tree with {kernels} kernels (expected tensorflow/lite/micro/ in it or "
-        f"in {root / _TREE_SUBDIR[kernels]})"
+        f"no TFLite-Micro tree with {kernels} kernels: pass --tflm-dir or set TFLM_DIR, or let "
+        f"`python -m edgeghost.export.firmware --tflm-dir --build` clone {TFLM_REPO} at {TFLM_COMMIT[:8]} into "
+        f"{user_tree_cache()} (needs the network; see firmware_examples/README.md)"
     )
+
+
+def resolve_tflm_dir(tflm_dir: str | Path | None, *, kernels: str = "reference") -> Path:
+    """The TFLM source tree itself for ``kernels``, found by :func:`find_tflm_root`."""
+    root = find_tflm_root(tflm_dir, kernels=kernels)
+    tree = _tree_for(root, kernels)
+    assert tree is not None  # find_tflm_root checked it
+    return tree
+
+
+def build_tflm_trees(dest: Path | None = None, *, timeout: float = 1800.0) -> Path:
+    """Make the reference and CMSIS-NN trees at :data:`TFLM_COMMIT` in ``dest`` (default: the user cache):
+    clone tflite-micro, run its ``create_tflm_tree.py`` twice, swap the result in. Offline, one clear error
+    saying what to provide."""
+    dest = Path(dest) if dest is not None else user_tree_cache()
+    if all(_tree_for(dest, k) for k in KERNELS):
+        return dest
+    if shutil.which("git") is None:
+        raise EdgeGhostError("git not found (sudo apt-get install git): cannot fetch tflite-micro; "
+                             "provide a tree with --tflm-dir or TFLM_DIR (see firmware_examples/README.md)")
+    import sys
+    import tempfile
+
+    from .tflm import replace_dir
+
+    def run(cmd: list[str], cwd: Path | None = None) -> None:
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
+        if proc.returncode != 0:
+            tail = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or [""]
+            raise EdgeGhostError(f"could not build TFLite-Micro trees ({' '.join(cmd[:3])} failed: {tail[0]}); "
+                                 "offline? provide one with --tflm-dir or TFLM_DIR (see firmware_examples/README.md)")
+
+    with tempfile.TemporaryDirectory() as work:
+        src = Path(work) / "tflite-micro"
+        run(["git", "clone", "--filter=blob:none", "--quiet", TFLM_REPO, str(src)])
+        run(["git", "checkout", "--quiet", TFLM_COMMIT], cwd=src)
+        gen = "tensorflow/lite/micro/tools/project_generation/create_tflm_tree.py"
+
+        def make(tmp: Path) -> None:
+            run([sys.executable, gen, "-e", "hello_world", str(tmp / "reference")], cwd=src)
+            run([sys.executable, gen, "-e", "hello_world", "--makefile_options=TARGET=cortex_m_generic "
+                 "TARGET_ARCH=cortex-m4+fp OPTIMIZED_KERNEL_DIR=cmsis_nn", str(tmp / "cmsis_nn")], cwd=src)
+
+        replace_dir(dest, make)
+    return dest
 
 
 # Framework sources that only tests, recording tools, the profiler or other platforms use (checked by linking
@@ -384,6 +459,10 @@ def _compiler_id(cc: str) -> str:
     return out.splitlines()[0] if out else cc
 
 
+# The lines of a target Makefile that change how TFLM objects compile (the rest: link, run, clean).
+_FLAG_LINE = re.compile(r"^\s*(CC|CXX|ARCH_FLAGS|OPT_FLAGS|CFLAGS|CXXFLAGS|DEFINES|INCLUDES)\s*[:+?]?=")
+
+
 def build_firmware(
     project: str | Path,
     *,
@@ -414,8 +493,9 @@ def build_firmware(
     if cache_dir is not None:
         # Objects depend on tree, compiler, kernels and the flags in the make files (comments aside), not on the
         # target's name: the host program and the MLPerf harness share one cache.
-        flags = [line for mk in (EXAMPLES_DIR / "common/tflm.mk", _makefile(spec))
-                 for line in mk.read_text().splitlines() if not line.lstrip().startswith("#")]
+        flags = [line for line in (EXAMPLES_DIR / "common/tflm.mk").read_text().splitlines()
+                 if not line.lstrip().startswith("#")]
+        flags += [line for line in _makefile(spec).read_text().splitlines() if _FLAG_LINE.match(line)]
         key = hashlib.sha256("\n".join([str(tree), spec.cpu_flags, facts["kernels"], _compiler_id(spec.cc), *flags])
                              .encode()).hexdigest()[:16]
         cpu = re.search(r"-mcpu=(\S+)", spec.cpu_flags)
@@ -434,15 +514,28 @@ def build_firmware(
 # --- run ------------------------------------------------------------------------------------------------------
 
 _RESULT = re.compile(r"^result (\d+) class=(\d+) .*?q=(-?\d+(?:,-?\d+)*)", re.M)
+_TICKS = re.compile(r"^result (\d+) .*? ticks=(\d+) cycles=(\d+)", re.M)
+_CALIBRATION = re.compile(r"^calibration instructions=(\d+) ticks=(\d+)", re.M)
+_PROFILE = re.compile(r"^profile input=(\d+) ticks=(\d+)", re.M)
+_OP = re.compile(r"^op (\S+) count=(\d+) ticks=(\d+)", re.M)
+# Emulated instructions per tick may differ from 1e9 / clock_hz by the calibration's own resolution (one tick in
+# ~5,000); more than this means the clock assumption is wrong and no count is reported.
+CALIBRATION_TOLERANCE = 0.005
 
 
 @dataclass(frozen=True)
 class FirmwareRun:
-    """What a firmware run printed: raw int8 outputs per input, its own verdict (self-checking targets)."""
+    """What a firmware run printed: raw int8 outputs per input, its own verdict (self-checking targets) and,
+    for the Cortex-M targets, SysTick ticks per input, the calibration loop and the per-op profile."""
 
     outputs: np.ndarray  # int8 N×classes
     passed: bool | None  # Cortex-M self-check (exit code 0); None for the host program
     log: str
+    ticks: tuple[int, ...] = ()  # per input, Cortex-M only
+    cycles: tuple[int, ...] = ()  # DWT cycle counter per input (0 under QEMU, which has none)
+    calibration: tuple[int, int] | None = None  # (instructions, ticks) of the calibration loop
+    profile_ticks: int | None = None  # whole profiled inference
+    ops: tuple[tuple[str, int, int], ...] = ()  # (op, count, ticks) per op type, first-seen order
 
 
 def parse_results(log: str) -> np.ndarray:
@@ -453,11 +546,33 @@ def parse_results(log: str) -> np.ndarray:
     return np.array([r for _, r in rows], dtype=np.int8)
 
 
+def _parse_costs(log: str) -> dict[str, Any]:
+    timed = sorted((int(m.group(1)), int(m.group(2)), int(m.group(3))) for m in _TICKS.finditer(log))
+    cal = _CALIBRATION.search(log)
+    prof = _PROFILE.search(log)
+    return {
+        "ticks": tuple(t for _, t, _ in timed),
+        "cycles": tuple(c for _, _, c in timed),
+        "calibration": (int(cal.group(1)), int(cal.group(2))) if cal else None,
+        "profile_ticks": int(prof.group(2)) if prof else None,
+        "ops": tuple((m.group(1), int(m.group(2)), int(m.group(3))) for m in _OP.finditer(log)),
+    }
+
+
+def qemu_command(target: str, elf: str | Path) -> list[str]:
+    """The QEMU command line that runs a Cortex-M ELF: semihosting for output and exit code, and
+    ``-icount shift=0`` so virtual time advances exactly 1 ns per guest instruction (the timer then counts
+    instructions, deterministically)."""
+    spec = get_target(target)
+    return ["qemu-system-arm", "-M", spec.qemu_machine, "-nographic", "-monitor", "none", "-serial", "none",
+            "-icount", "shift=0", "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)]
+
+
 def run_firmware(
     project: str | Path, *, inputs: np.ndarray | None = None, timeout: float = 300.0
 ) -> FirmwareRun:
     """Run a built project: the host program on raw int8 ``inputs`` (N×H×W×C), or the Cortex-M ELF in QEMU on
-    its embedded test inputs. Returns the outputs the firmware printed."""
+    its embedded test inputs. Returns the outputs (and, on Cortex-M, the costs) the firmware printed."""
     project = Path(project)
     facts = json.loads((project / "edgeghost_firmware.json").read_text())
     spec = get_target(facts["target"])
@@ -470,8 +585,7 @@ def run_firmware(
     elif spec.runner == "qemu":
         if shutil.which("qemu-system-arm") is None:
             raise EdgeGhostError(f"qemu-system-arm not found: install it with `sudo apt-get install {_QEMU_PACKAGE}`")
-        cmd = ["qemu-system-arm", "-M", spec.qemu_machine, "-nographic", "-monitor", "none", "-serial", "none",
-               "-semihosting-config", "enable=on,target=native", "-kernel", str(project / "build/edgeghost_fw.elf")]
+        cmd = qemu_command(spec.name, project / "build/edgeghost_fw.elf")
     else:
         raise EdgeGhostError(f"target {spec.name} runs on its board, not here")
     try:
@@ -483,7 +597,56 @@ def run_firmware(
         raise EdgeGhostError(f"host firmware exited with {proc.returncode}:\n{log[-2000:]}")
     if spec.runner == "qemu" and proc.returncode not in (0, 1):
         raise EdgeGhostError(f"firmware in QEMU exited with {proc.returncode}:\n{log[-2000:]}")
-    return FirmwareRun(parse_results(log), None if spec.runner == "host" else proc.returncode == 0, log)
+    costs = _parse_costs(log) if spec.runner == "qemu" else {}
+    return FirmwareRun(parse_results(log), None if spec.runner == "host" else proc.returncode == 0, log, **costs)
+
+
+def instruction_counts(target: str, run: FirmwareRun) -> dict[str, Any]:
+    """Emulated instructions from a Cortex-M run's SysTick ticks: per input, their spread, the calibration and
+    the per-op table (op, count, instructions, share of the profiled inference).
+
+    Ticks are converted with the board's nominal 1e9 / clock_hz after checking it against the calibration loop
+    (2 × N instructions of subs/bne timed by the same timer); a disagreement beyond
+    :data:`CALIBRATION_TOLERANCE` is an error, never a silently wrong number.
+    """
+    spec = get_target(target)
+    if spec.runner != "qemu" or not run.ticks or run.calibration is None:
+        raise EdgeGhostError(f"no instruction counts in this {target} run (needs the Cortex-M firmware in QEMU)")
+    per_tick = 1e9 / spec.clock_hz
+    cal_instr, cal_ticks = run.calibration
+    measured = cal_instr / cal_ticks if cal_ticks else float("inf")
+    if abs(measured / per_tick - 1) > CALIBRATION_TOLERANCE:
+        raise EdgeGhostError(
+            f"{target}: the calibration loop ran {cal_instr} instructions in {cal_ticks} ticks ({measured:.3f} per "
+            f"tick), not the {per_tick:g} that a {spec.clock_hz / 1e6:g} MHz clock under -icount shift=0 gives"
+        )
+    per_image = [round(t * per_tick) for t in run.ticks]
+    profiled = round(run.profile_ticks * per_tick) if run.profile_ticks else None
+    ops = [
+        {"op": op, "count": count, "instructions": round(ticks * per_tick),
+         "share": ticks / run.profile_ticks if run.profile_ticks else None}
+        for op, count, ticks in run.ops
+    ]
+    ops.sort(key=lambda r: -r["instructions"])
+    op_total = sum(r["instructions"] for r in ops)
+    return {
+        "unit": "emulated instructions (QEMU -icount shift=0), not cycles",
+        "timer": f"SysTick, processor clock {spec.clock_hz / 1e6:g} MHz on QEMU {spec.qemu_machine}",
+        "instructions_per_tick": per_tick,
+        "resolution_instructions": per_tick,
+        "calibration": {"loop_instructions": cal_instr, "ticks": cal_ticks, "instructions_per_tick": measured,
+                        "nominal_instructions_per_tick": per_tick},
+        "per_image": per_image,
+        "mean": float(np.mean(per_image)),
+        "min": int(min(per_image)),
+        "max": int(max(per_image)),
+        "spread": (max(per_image) - min(per_image)) / float(np.mean(per_image)),
+        "profiled_inference": profiled,
+        "ops": ops,
+        "ops_total": op_total,
+        # What the per-op sum leaves out: the interpreter's loop between ops and the profiler hooks themselves.
+        "ops_total_vs_profiled": (op_total / profiled) if profiled else None,
+    }
 
 
 # --- size -----------------------------------------------------------------------------------------------------
@@ -558,3 +721,228 @@ def sample_images(model: ModelSource, *, num: int, dataset: str | None = None,
         return np.ascontiguousarray(split.images[:num]), f"first {num} {name} test images"
     rng = np.random.default_rng(0)
     return rng.integers(0, 256, (num, *shape), dtype=np.uint8), f"{num} random images (seed 0; no dataset given)"
+
+
+# --- one call: generate → build → size → check → count ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FirmwareResult:
+    """Everything one ``edgeghost firmware`` invocation produced (what the CLI prints)."""
+
+    project: Path
+    target: str
+    kernels: str
+    model: ModelSource
+    images_origin: str
+    binary: Path | None = None
+    size: dict[str, int] | None = None
+    check: FirmwareCheck | None = None
+    instructions: dict[str, Any] | None = None  # Cortex-M runs: see instruction_counts
+    report: Path | None = None  # instructions.json in the project (Cortex-M runs)
+
+
+def _model_source(model_or_export: ModelSource | str | Path, work_dir: Path,
+                  labels: Sequence[str] | None = None) -> ModelSource:
+    if isinstance(model_or_export, ModelSource):
+        return model_or_export
+    path = Path(model_or_export)
+    if path.is_dir():
+        return model_from_export(path)
+    if path.suffix == ".tflite" and path.is_file():
+        return model_from_tflite(path, work_dir / "tflm", labels=labels)
+    raise EdgeGhostError(f"{path} is neither an export folder nor a .tflite file")
+
+
+def make_firmware(
+    model_or_export: ModelSource | str | Path,
+    out_dir: str | Path,
+    *,
+    target: str,
+    kernels: str = "reference",
+    num_images: int = 4,
+    images: np.ndarray | None = None,
+    dataset: str | None = None,
+    data_dir: str | Path | None = None,
+    labels: Sequence[str] | None = None,
+    build: bool = False,
+    run: bool = False,
+    tflm_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    jobs: int | None = None,
+    timeout: float = 600.0,
+) -> FirmwareResult:
+    """Generate a project for ``target`` and, with ``build``/``run``, compile it, read its size, run it (host
+    program or QEMU), compare every int8 output with the TFLite-Micro Python interpreter's and, on Cortex-M,
+    count emulated instructions per input and per op (written to ``instructions.json`` in the project).
+
+    ``images`` (uint8 N×H×W×C) overrides the ``num_images`` test images taken from ``dataset`` (default: the
+    export's; seeded random pixels for a model without one).
+    """
+    import tempfile
+
+    if num_images < 1 and images is None:
+        raise EdgeGhostError("num_images must be >= 1")
+    spec = get_target(target)
+    build = build or run
+    if build:
+        check_toolchain(target)  # fail before the (slow) generation; board targets raise here (own tools)
+        resolve_tflm_dir(tflm_dir, kernels=kernels)
+    if run and spec.name == "mlperf-tiny":
+        raise EdgeGhostError("run the MLPerf Tiny harness with the EEMBC runner or by piping commands "
+                             "(see its README); --run checks host and cortex-m targets")
+    with tempfile.TemporaryDirectory() as work:
+        model = _model_source(model_or_export, Path(work), labels)
+        if images is None:
+            images, origin = sample_images(model, num=num_images, dataset=dataset, data_dir=data_dir)
+        else:
+            origin = f"{len(images)} given images"
+        project = generate_firmware(model, out_dir, target=target, kernels=kernels, test_images=images)
+        result = FirmwareResult(project, spec.name, kernels, model, origin)
+        if not build:
+            return result
+        binary = build_firmware(project, tflm_dir=tflm_dir, cache_dir=cache_dir, jobs=jobs)
+        size = firmware_size(binary, arena_bytes=model.info["arena_bytes"])
+        if not run:
+            return FirmwareResult(project, spec.name, kernels, model, origin, binary, size)
+        check = check_firmware(project, model, images, timeout=timeout)
+    counts = report = None
+    if spec.runner == "qemu":
+        from ..fileio import atomic_write_json
+
+        counts = instruction_counts(spec.name, check.run)
+        report = atomic_write_json(project / "instructions.json", {
+            "target": spec.name, "kernels": kernels, "model": model.tflite.name, "images": origin,
+            "identical_to_tflm_python": check.identical, "size": size, **counts})
+    return FirmwareResult(project, spec.name, kernels, model, origin, binary, size, check, counts, report)
+
+
+def measure_cortex_m(
+    model_or_export: ModelSource | str | Path,
+    *,
+    target: str,
+    kernels: str = "cmsis-nn",
+    images: np.ndarray | int = 4,
+    tflm_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    work_dir: str | Path | None = None,
+    timeout: float = 900.0,
+) -> dict[str, Any]:
+    """Cost of one int8 model on an emulated Cortex-M core: the library entry point for bench and model cards.
+
+    Signature::
+
+        measure_cortex_m(model_or_export, *, target, kernels="cmsis-nn", images=4, tflm_dir=None,
+                         cache_dir=None, work_dir=None, timeout=900.0) -> dict
+
+    ``model_or_export``: a :class:`ModelSource`, an export folder (``edgeghost export --int8``) or any int8
+    ``.tflite``. ``target``: one of :data:`CORTEX_M_TARGETS` (``cortex-m4``, ``cortex-m7``, ``cortex-m33``,
+    ``cortex-m55``). ``kernels``: ``"reference"`` or ``"cmsis-nn"`` (Helium/MVE code paths on ``cortex-m55``).
+    ``images``: uint8 N×H×W×C test images, or how many to take (the export's dataset, else seeded noise).
+    ``tflm_dir``: see :func:`resolve_tflm_dir`. ``cache_dir``: shared TFLM object files (default
+    ``~/.cache/edgeghost/tflm-obj``). ``work_dir``: keep the generated project there (default: a temp folder).
+
+    Builds the bare-metal firmware, runs it under ``qemu-system-arm -icount shift=0`` and returns::
+
+        {"target", "kernels", "qemu_machine", "cpu_flags", "model", "ops", "num_images",
+         "identical_to_tflm_python": bool,           # every int8 output equal to the TFLM Python interpreter's
+         "instructions": {"per_image": [...], "mean", "min", "max", "spread", "unit",
+                          "calibration": {...}, "ops": [{"op", "count", "instructions", "share"}, ...],
+                          "ops_total", "profiled_inference", "ops_total_vs_profiled", ...},
+         "flash_bytes", "ram_bytes", "arena_bytes", "arena_used_bytes", "size": {...},
+         "toolchain", "qemu", "tflm_commit"}
+
+    Instructions are emulated instructions, not cycles: a real core spends more cycles than instructions on
+    multi-cycle loads, multiplies and taken branches, and on flash wait states. MACs are the caller's to add
+    (instructions per MAC = mean / MACs). A mismatch with the Python interpreter is an error.
+    """
+    import tempfile
+
+    if target not in CORTEX_M_TARGETS:
+        raise EdgeGhostError(f"measure_cortex_m takes one of {', '.join(CORTEX_M_TARGETS)}, not {target!r}")
+    arr = None if isinstance(images, int) else np.asarray(images)
+    num = images if isinstance(images, int) else len(arr)
+    cache = cache_dir if cache_dir is not None else default_cache_dir()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(work_dir) if work_dir is not None else Path(tmp) / "project"
+        res = make_firmware(model_or_export, out, target=target, kernels=kernels, num_images=num, images=arr,
+                            run=True, tflm_dir=tflm_dir, cache_dir=cache, timeout=timeout)
+        arena_used = re.search(r"arena used (\d+) of", res.check.run.log)
+    if not res.check.identical or res.check.run.passed is False:
+        raise EdgeGhostError(f"{target} ({kernels}) firmware outputs differ from the TFLite-Micro Python interpreter")
+    spec = get_target(target)
+    return {
+        "target": target,
+        "kernels": kernels,
+        "qemu_machine": spec.qemu_machine,
+        "cpu_flags": spec.cpu_flags,
+        "model": str(res.model.tflite),
+        "ops": res.model.info["ops"],
+        "num_images": len(res.check.outputs),
+        "images": res.images_origin,
+        "identical_to_tflm_python": res.check.identical,
+        "instructions": res.instructions,
+        "flash_bytes": res.size["flash"],
+        "ram_bytes": res.size["ram"],
+        "arena_bytes": res.model.info["arena_bytes"],
+        "arena_used_bytes": int(arena_used.group(1)) if arena_used else None,
+        "size": res.size,
+        "toolchain": _compiler_id(spec.cc),
+        "qemu": _compiler_id("qemu-system-arm"),
+        "tflm_commit": TFLM_COMMIT,
+    }
+
+
+def default_cache_dir() -> Path:
+    """Where TFLM object files are shared between builds: ``$EDGEGHOST_TFLM_CACHE`` or
+    ``~/.cache/edgeghost/tflm-obj``."""
+    env = os.environ.get("EDGEGHOST_TFLM_CACHE")
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return Path(env) if env else base / "edgeghost" / "tflm-obj"
+
+
+def format_instructions(counts: dict[str, Any]) -> str:
+    """The console table of :func:`instruction_counts`: per-inference summary, calibration, per-op table."""
+    cal = counts["calibration"]
+    lines = [
+        f"instructions per inference: mean {counts['mean']:,.0f} (min {counts['min']:,}, max {counts['max']:,}, "
+        f"spread {counts['spread']:.3%}) — {counts['unit']}",
+        f"timer: {counts['timer']}; calibration loop {cal['loop_instructions']:,} instructions = {cal['ticks']:,} "
+        f"ticks ({cal['instructions_per_tick']:.3f} per tick, nominal {cal['nominal_instructions_per_tick']:g})",
+        f"{'op':<24} {'count':>5} {'instructions':>14} {'share':>7}",
+    ]
+    for r in counts["ops"]:
+        lines.append(f"{r['op']:<24} {r['count']:>5} {r['instructions']:>14,} {r['share']:>7.1%}")
+    if counts["profiled_inference"]:
+        lines.append(f"{'sum of ops':<24} {'':>5} {counts['ops_total']:>14,} {counts['ops_total_vs_profiled']:>7.1%}"
+                     f"  of the profiled inference ({counts['profiled_inference']:,})")
+    return "\n".join(lines)
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    """``python -m edgeghost.export.firmware --tflm-dir [--build]``: print the TFLite-Micro tree folder the
+    library would use (the Makefile asks this); ``--build`` makes it in the user cache when none is found."""
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(prog="python -m edgeghost.export.firmware")
+    p.add_argument("--tflm-dir", action="store_true", required=True, help="print the TFLite-Micro trees' folder")
+    p.add_argument("--build", action="store_true", help="clone and generate the trees when none is found")
+    args = p.parse_args(argv)
+    try:
+        try:
+            root = find_tflm_root(None)
+            find_tflm_root(None, kernels="cmsis-nn")
+        except EdgeGhostError:
+            if not args.build or os.environ.get("TFLM_DIR"):
+                raise
+            root = build_tflm_trees()
+    except EdgeGhostError as err:
+        print(f"edgeghost: {err}", file=sys.stderr)
+        return 2
+    print(root)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

@@ -15,7 +15,7 @@ alignas(16) uint8_t tensor_arena[kTensorArenaSize];
 tflite::MicroInterpreter* interpreter = nullptr;
 }  // namespace
 
-bool ClassifierSetup() {
+bool ClassifierSetup(tflite::MicroProfilerInterface* profiler) {
   // Read the flatbuffer in place: the weights stay in flash, nothing is copied to RAM.
   const tflite::Model* model = tflite::GetModel(g_model);
   if (model->version() != TFLITE_SCHEMA_VERSION) {
@@ -31,7 +31,8 @@ bool ClassifierSetup() {
   }
 
   // Static storage: no heap on microcontrollers, and the interpreter outlives setup.
-  static tflite::MicroInterpreter static_interpreter(model, resolver, tensor_arena, kTensorArenaSize);
+  static tflite::MicroInterpreter static_interpreter(model, resolver, tensor_arena, kTensorArenaSize,
+                                                    /*resource_variables=*/nullptr, profiler);
   interpreter = &static_interpreter;
   if (interpreter->AllocateTensors() != kTfLiteOk) {
     MicroPrintf("AllocateTensors failed: arena of %d bytes too small?", kTensorArenaSize);

@@ -6,9 +6,14 @@
 #include <cstddef>
 #include <cstdint>
 
-// Maps the model, registers exactly its ops and allocates tensors in the static arena.
+namespace tflite {
+class MicroProfilerInterface;
+}  // namespace tflite
+
+// Maps the model, registers exactly its ops and allocates tensors in the static arena; `profiler` (optional)
+// receives TFLite-Micro's per-op BeginEvent/EndEvent calls.
 // Returns false after logging why (bad schema version, op registration, arena too small, wrong I/O shape).
-bool ClassifierSetup();
+bool ClassifierSetup(tflite::MicroProfilerInterface* profiler = nullptr);
 
 // Runs one raw int8 input of kInputSize bytes and copies the kNumClasses raw int8 scores into `scores`.
 bool ClassifierInvoke(const int8_t* input, int8_t* scores);

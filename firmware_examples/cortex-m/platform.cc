@@ -1,4 +1,5 @@
-// Semihosting I/O, exit, cycle counter and TFLite-Micro's logging/time hooks for bare-metal Cortex-M.
+// Semihosting I/O, exit, SysTick tick timer, DWT cycle counter and TFLite-Micro's logging/time hooks for
+// bare-metal Cortex-M.
 #include "platform.h"
 
 #include <cstdarg>
@@ -17,6 +18,15 @@ constexpr uint32_t kApplicationExit = 0x20026;
 volatile uint32_t* const kDemcr = reinterpret_cast<volatile uint32_t*>(0xE000EDFC);
 volatile uint32_t* const kDwtCtrl = reinterpret_cast<volatile uint32_t*>(0xE0001000);
 volatile uint32_t* const kDwtCyccnt = reinterpret_cast<volatile uint32_t*>(0xE0001004);
+
+// SysTick (Armv7-M/Armv8-M architecture manuals, "SysTick"): the same addresses on every Cortex-M core.
+volatile uint32_t* const kSysTickCsr = reinterpret_cast<volatile uint32_t*>(0xE000E010);
+volatile uint32_t* const kSysTickRvr = reinterpret_cast<volatile uint32_t*>(0xE000E014);
+volatile uint32_t* const kSysTickCvr = reinterpret_cast<volatile uint32_t*>(0xE000E018);
+volatile uint32_t* const kIcsr = reinterpret_cast<volatile uint32_t*>(0xE000ED04);
+constexpr uint32_t kSysTickMask = 0x00FFFFFF;  // 24-bit down-counter
+constexpr uint32_t kPendSysTick = 1u << 26;    // ICSR.PENDSTSET
+volatile uint32_t systick_wraps = 0;
 
 // BKPT 0xAB is the M-profile semihosting trap; the debugger or QEMU services it and returns in r0.
 int Semihost(int op, const void* arg) {
@@ -50,9 +60,37 @@ void PlatformInit() {
   *kDemcr |= 1u << 24;  // TRCENA: power the DWT unit
   *kDwtCyccnt = 0;
   *kDwtCtrl |= 1u;  // CYCCNTENA
+  // SysTick from the processor clock (CLKSOURCE=1), wrap interrupt on (TICKINT), counting (ENABLE).
+  *kSysTickRvr = kSysTickMask;
+  *kSysTickCvr = 0;
+  *kSysTickCsr = 0x7;
+  // A cleared counter reads 0 until its first reload (one tick later): wait, or the first reading would look
+  // like a full period already elapsed.
+  while (*kSysTickCvr == 0) {
+  }
 }
 
 uint32_t PlatformCycles() { return *kDwtCyccnt; }
+
+// One wrap every 2^24 ticks (0.67 s at 25 MHz): a handful of instructions per wrap, negligible in any count.
+extern "C" void SysTick_Handler() { systick_wraps = systick_wraps + 1; }
+
+uint32_t PlatformTicks() {
+  uint32_t wraps, value, pending;
+  do {  // re-read if the wrap interrupt ran in between
+    wraps = systick_wraps;
+    value = *kSysTickCvr;
+    pending = *kIcsr & kPendSysTick;
+  } while (wraps != systick_wraps);
+  const uint32_t elapsed = kSysTickMask - value;
+  // Wrapped but its interrupt not yet taken: the count restarted, so add the wrap here.
+  if (pending && elapsed < (kSysTickMask >> 1)) ++wraps;
+  return wraps * (kSysTickMask + 1) + elapsed;
+}
+
+void PlatformCalibrationLoop(uint32_t iterations) {
+  __asm__ volatile("1: subs %0, %0, #1\n bne 1b" : "+r"(iterations) : : "cc");
+}
 
 // TFLite-Micro's logging goes to the same semihosting stream.
 extern "C" void DebugLog(const char* format, va_list args) {
@@ -66,8 +104,8 @@ extern "C" int DebugVsnprintf(char* buffer, size_t buf_size, const char* format,
 }
 
 namespace tflite {
-uint32_t ticks_per_second() { return 0; }  // clock speed is board-specific; cycles are reported instead
-uint32_t GetCurrentTimeTicks() { return PlatformCycles(); }
+uint32_t ticks_per_second() { return 0; }  // the clock is board-specific; edgeghost converts ticks on the host
+uint32_t GetCurrentTimeTicks() { return PlatformTicks(); }
 }  // namespace tflite
 
 // C entry points for startup.c.

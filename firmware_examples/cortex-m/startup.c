@@ -6,6 +6,7 @@ extern int main(void);
 extern void __libc_init_array(void);
 extern void PlatformPrintC(const char* text);
 extern void PlatformExitC(int code) __attribute__((noreturn));
+extern void SysTick_Handler(void);
 
 void Reset_Handler(void) {
   /* Full access to CP10/CP11: the code is compiled hard-float and would fault on its first FP instruction. */
@@ -46,5 +47,5 @@ __attribute__((section(".vectors"), used)) const Handler g_vectors[16] = {
     Fault_Handler,           /* DebugMonitor */
     0,                       /* reserved */
     Fault_Handler,           /* PendSV */
-    Fault_Handler,           /* SysTick */
+    SysTick_Handler,         /* SysTick: counts timer wraps (platform.cc) */
 };

@@ -4,11 +4,12 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "model_settings.h"
 #include "submitter_implemented.h"
 
 namespace {
 constexpr int kMaxCommand = 8192;  // a `db` line carries up to ~4 KB of hex
-constexpr int kMaxBuffer = 32 * 32 * 3;
+constexpr int kMaxBuffer = kInputSize;  // one input of the model (H × W × C uint8 pixels)
 uint8_t db_buffer[kMaxBuffer];
 size_t db_size = 0;
 size_t db_pos = 0;
