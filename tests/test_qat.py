@@ -1,0 +1,101 @@
+"""QAT: the fake-quant deploy form (edgeghost.training.qat) is the deploy model on TFLite's int8 grid, fine-tunes
+through the one training loop, and predicts the real int8 TFLite model better than the float model does (what
+post-training quantization assumes). Tiny GN-S on synthetic Fashion-MNIST in the real IDX format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from edgeghost.data import get_spec, load_split
+from edgeghost.data.loader import normalize
+from edgeghost.data.synthetic import write_synthetic_fashion_mnist
+from edgeghost.errors import EdgeGhostError
+from edgeghost.models import create_model, estimate_bn_statistics, reparameterize
+from edgeghost.training.qat import (
+    LOGISTIC_SCALE,
+    ActQuant,
+    QConv,
+    calibration_images,
+    deploy_state_dict,
+    prepare_qat,
+)
+
+SPEC = get_spec("fashion_mnist")
+NORM = {"mean": SPEC.mean, "std": SPEC.std}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_synthetic_fashion_mnist(tmp_path_factory.mktemp("fmnist"), train=192, test=64)
+
+
+@pytest.fixture(scope="module")
+def gns(data_dir: Path) -> torch.nn.Module:
+    """GN-S w0.25 (DFC gates, SE, residual adds, the head) with BatchNorm statistics of real images."""
+    torch.manual_seed(0)
+    model = create_model("ghostnetv3_small", width=0.25, num_classes=10)
+    return estimate_bn_statistics(model, load_split("fashion_mnist", "train", data_dir).images[:64], **NORM)
+
+
+def _x(images: np.ndarray) -> torch.Tensor:
+    return normalize(torch.from_numpy(images), **NORM)
+
+
+def test_fake_quant_model_is_the_deploy_form_on_the_int8_grid(gns: torch.nn.Module, data_dir: Path) -> None:
+    train = load_split("fashion_mnist", "train", data_dir)
+    calib = calibration_images(train.images, 64)
+    net = prepare_qat(gns, calib, **NORM)
+    deployed = reparameterize(gns)
+    # Same parameters under the same names: a QAT checkpoint is the deploy form plus ranges.
+    plain = deploy_state_dict(net.state_dict())
+    assert plain.keys() == deployed.state_dict().keys()
+    assert all(torch.equal(plain[k], v) for k, v in deployed.state_dict().items())
+    x = _x(train.images[100:116])
+    with torch.no_grad(), net.float_mode():
+        assert torch.equal(net(x), deployed(x))  # fake quantization off = the deploy model, bit for bit
+    # Ranges are min/max of the float activations on the calibration images (the converter's minmax).
+    assert net.qat_in.qat_lo.item() == pytest.approx(_x(calib).min().item(), abs=1e-6)
+    assert net.qat_in.qat_hi.item() == pytest.approx(_x(calib).max().item(), abs=1e-6)
+
+    seen: dict[str, tuple[torch.Tensor, ActQuant]] = {}
+
+    def keep(name: str) -> object:
+        def hook(mod: ActQuant, inputs: object, out: torch.Tensor) -> None:
+            seen.setdefault(name, (out, mod))
+        return hook
+
+    hooks = [m.register_forward_hook(keep(n)) for n, m in net.named_modules() if isinstance(m, ActQuant)]
+    with torch.no_grad():
+        y = net(x)
+    for h in hooks:
+        h.remove()
+    assert not torch.allclose(y, deployed(x))  # quantization does change the logits ...
+    kinds = {"sigmoid gate": 0, "add": 0, "concat": 0}
+    for name, (out, quant) in seen.items():
+        scale, zp = quant.qparams()
+        q = out / scale + zp
+        assert torch.allclose(q, q.round(), atol=1e-3), name  # ... every activation lies on its int8 grid
+        assert q.min() >= -128.001 and q.max() <= 127.001, name
+        if quant.fixed is not None:
+            kinds["sigmoid gate"] += 1
+            assert scale.item() == LOGISTIC_SCALE and zp.item() == -128
+        kinds["add"] += name.endswith("qat_add")
+        kinds["concat"] += name.endswith("qat_cat")
+    assert all(kinds.values()), kinds
+    for m in net.modules():  # weights: per output channel, symmetric, 127 levels each side
+        if isinstance(m, QConv):
+            wq = m.qat_w(m.weight).detach().flatten(1)
+            scale = m.weight.detach().abs().flatten(1).amax(1, keepdim=True) / 127
+            levels = wq / scale
+            assert torch.allclose(levels, levels.round(), atol=1e-3) and levels.abs().max() <= 127.001
+
+
+def test_bad_inputs(gns: torch.nn.Module) -> None:
+    with pytest.raises(EdgeGhostError, match="uint8 NHWC"):
+        prepare_qat(gns, np.zeros((4, 32, 32, 3), np.float32), **NORM)
+    with pytest.raises(EdgeGhostError, match="QAT supports"):
+        prepare_qat(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3)), np.zeros((2, 32, 32, 3), np.uint8), **NORM)
