@@ -17,12 +17,12 @@ endif
 DEMO_RUN := runs/$(DEMO_NAME)
 DEMO_EXPORT := exports/$(DEMO_NAME)-best
 EG := $(BIN)/edgeghost
-# TFLite-Micro source trees for building firmware (firmware_examples/README.md says how to make one); this
-# workplace keeps them beside the project in ../shared.
-TFLM_DIR ?= $(abspath ../shared/third_party/tflm)
-export TFLM_DIR
+# TFLite-Micro source trees for the firmware, found by the library's one rule (--tflm-dir, $TFLM_DIR,
+# ../shared/third_party/tflm beside the checkout, ~/.cache/edgeghost/tflm/<commit>); when none is found it clones
+# tflite-micro at the commit firmware_examples/README.md pins into that cache, or says in one line what to provide.
+TFLM_FIND := $(BIN)/python -m edgeghost.export.firmware --tflm-dir --build
 
-.PHONY: demo test venv apt-demo apt-test clean
+.PHONY: demo test venv apt-demo apt-test tflm clean
 
 $(BIN)/edgeghost: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,10 +48,14 @@ apt-demo:
 apt-test:
 	$(call apt_install,$(APT_TEST))
 
+# Not fatal: without a tree the firmware tests are skipped with the reason (and fail under $CI).
+tflm: venv
+	@$(TFLM_FIND) || echo "tflm: no TFLite-Micro tree, firmware steps cannot build (see the line above)"
+
 # The whole pipeline, briefly: model facts → train GN-S w0.5 on Fashion-MNIST (a few minutes on 2 CPU cores)
 # → evaluate train form and reparameterized form → export ONNX / TFLite fp32 / int8 / TFLite-Micro with the
 # fidelity ladder → benchmark on the host and in TFLite-Micro → build and run the host firmware.
-demo: venv apt-demo
+demo: venv apt-demo tflm
 	$(EG) info --model ghostnetv3_small --width 2.8
 	$(EG) train --model ghostnetv3_small --width 0.5 --dataset fashion_mnist --epochs 2 --train-samples 5000 \
 		--test-samples 2000 --batch-size 64 --lr 0.05 --weight-decay 5e-4 --warmup 0.1 --threads 1 --out $(DEMO_RUN)
@@ -61,7 +65,7 @@ demo: venv apt-demo
 	$(EG) bench --device tflm --exports $(DEMO_EXPORT) --eval-samples 200 --out bench/$(DEMO_NAME)-tflm
 	$(EG) firmware --export $(DEMO_EXPORT) --target host --out build/$(DEMO_NAME)-fw --run
 
-test: venv apt-test
+test: venv apt-test tflm
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
 
 clean:

@@ -5,9 +5,10 @@ do not depend on the weight values): build host, Cortex-M4 (reference, CMSIS-NN)
 that every build reproduces the TFLite-Micro Python interpreter's int8 outputs, and record
 - flash = text + rodata + data, RAM = data + bss (bss holds the tensor arena; stack/heap reservations apart),
 - instructions per inference of the host build under ``valgrind --tool=callgrind`` (counted inside
-  ``ClassifierInvoke`` only; deterministic run to run). QEMU timings are not hardware timings and are not recorded.
+  ``ClassifierInvoke`` only; deterministic run to run). Emulated Cortex-M instruction counts are in
+  ``benchmarks/cortex_m_suite.py``.
 
-    TFLM_DIR=/path/to/tflm-trees .venv/bin/python benchmarks/firmware_sizes.py [--exports DIR] [--quick]
+    .venv/bin/python benchmarks/firmware_sizes.py [--tflm-dir DIR] [--exports DIR] [--quick]
 
 Writes ``benchmarks/results/firmware_sizes.json``.
 """
@@ -15,7 +16,6 @@ Writes ``benchmarks/results/firmware_sizes.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re
@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from edgeghost.export import export_model
 from edgeghost.export import firmware as fw
+from edgeghost.fileio import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "firmware_sizes.json"
 MODELS = [("ghostnetv3_small", 0.25), ("ghostnetv3_small", 0.5), ("ghostnetv3_small", 1.0), ("resnet8", 1.0)]
@@ -60,8 +61,8 @@ def instructions_per_inference(binary: Path, inputs: np.ndarray, work: Path) -> 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--exports", type=Path, help="reuse/keep exports here (default: a temp folder)")
-    p.add_argument("--tflm-dir", type=Path, default=os.environ.get("TFLM_DIR"))
-    p.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache/edgeghost/tflm-obj")
+    p.add_argument("--tflm-dir", type=Path, help="TFLite-Micro trees (default: the library's lookup rule)")
+    p.add_argument("--cache-dir", type=Path, default=fw.default_cache_dir())
     p.add_argument("--quick", action="store_true", help="only GN-S w0.25 (smoke run)")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args()
@@ -108,7 +109,7 @@ def main() -> int:
             "arena_bytes": "measured minimum in the tflite-micro Python interpreter + margin (model_settings.h)",
             "arena_used_bytes": "MicroInterpreter::arena_used_bytes() printed by the firmware",
             "instructions_per_inference": "valgrind callgrind Ir inside ClassifierInvoke, host build (g++ -O2), "
-                                          "mean over the test inputs; QEMU times are not hardware times",
+                                          "mean over the test inputs",
             "host": "x86-64 Linux program; its flash/RAM are not MCU figures (64-bit code, glibc)",
         },
         "weights": "untrained (random init): sizes and instruction counts do not depend on weight values",
@@ -119,10 +120,7 @@ def main() -> int:
                   "tflm_commit": fw.TFLM_COMMIT},
         "results": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps(result, indent=2) + "\n")
-    tmp_out.replace(args.out)
+    atomic_write_json(args.out, result)
 
     print(f"{'model':<24} {'target':<22} {'flash B':>10} {'RAM B':>9} {'arena B':>9} {'instr/inf':>12}")
     for row in rows:
