@@ -32,6 +32,15 @@ class BlockCfg:
     stride: int
 
 
+@dataclass(frozen=True)
+class McuLayout:
+    """How :class:`GhostBottleneckMCU` lays a block out for TFLite-Micro (switches for the design study)."""
+
+    same_pad: bool = True  # TensorFlow SAME padding on stride-2 depthwise convs (no PAD op)
+    split_downsample: bool = True  # stride-2 depthwise conv per ghost half (no full-resolution concatenation)
+    shortcut_1x1: bool = True  # projection shortcut: strided 1×1 ConvBn instead of depthwise k×k + 1×1
+
+
 def _rows(*stages: list[tuple[int, int, int, int, int]]) -> tuple[tuple[BlockCfg, ...], ...]:
     return tuple(tuple(BlockCfg(k, e, c, bool(se), s) for k, e, c, se, s in stage) for stage in stages)
 
@@ -46,6 +55,18 @@ GNS_CFG = _rows(
     [(3, 64, 32, 1, 1)],
     [(3, 80, 48, 0, 2), (3, 96, 48, 0, 1), (3, 120, 64, 1, 1)],  # stage 4: 16→8
     [(3, 128, 80, 1, 1), (3, 160, 80, 1, 1)],  # stage 5 @8×8
+)
+
+# GN-S-MCU (edgeghost, not a paper model): GN-S's ghost bottlenecks sized for TFLite-Micro on Cortex-M. One block at
+# 32×32 whose expansion equals the stem width (the 32×32 tensors stay as narrow as ResNet-8's), expansions ≤ 96 at
+# 16×16, the width at 8×8 where tensors are small, no SE, channels multiples of 8, four blocks (every op costs
+# arena and flash of its own). Each change vs GN-S and its measurement: edgeghost/models/README.md.
+GNS_MCU_CFG = _rows(
+    # k, exp, out, SE, s
+    [(3, 16, 24, 0, 2)],  # 32→16: the only block at 32×32
+    [(3, 48, 32, 0, 1)],  # @16×16
+    [(3, 96, 64, 0, 2)],  # 16→8
+    [(3, 256, 96, 0, 1)],  # @8×8: most of the parameters
 )
 
 # GhostNetV3 as published for ImageNet (16 blocks up to 160 channels), used unchanged as the GN-D baseline.
@@ -86,10 +107,13 @@ class GhostModule(nn.Module):
         self.cheap_act = nn.ReLU(inplace=True) if relu else nn.Identity()
         self.dfc = DFCGate(in_chs, out_chs, feature_size=dfc_size) if dfc_size is not None else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def halves(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The primary and the cheap ("ghost") half, before they are concatenated (no DFC gate)."""
         x1 = self.primary_act(self.primary(x))
-        x2 = self.cheap_act(self.cheap(x1))
-        out = torch.cat([x1, x2], dim=1)
+        return x1, self.cheap_act(self.cheap(x1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.cat(self.halves(x), dim=1)
         if out.shape[1] != self.out_chs:  # odd channel counts: drop the extra ghost channel
             out = out[:, : self.out_chs]
         if self.dfc is not None:
@@ -134,6 +158,45 @@ class GhostBottleneck(nn.Module):
         return y + self.shortcut(x)
 
 
+class GhostBottleneckMCU(GhostBottleneck):
+    """GhostBottleneck laid out for TFLite-Micro's memory planner (GN-S-MCU); the same function family.
+
+    - Downsampling blocks apply the stride-2 depthwise conv to each ghost half and concatenate the (4× smaller)
+      results: a depthwise conv acts per channel, so this equals the depthwise conv of the concatenation, but
+      the full-resolution concatenation (both halves and their copy live at once) is never materialized.
+    - Stride-2 depthwise convs pad TensorFlow-style (:class:`SamePad`): onnx2tf then needs no PAD op and no
+      padded copy of the map.
+    - The projection shortcut is one strided 1×1 ConvBn (ResNet-8's shortcut) instead of depthwise k×k + 1×1.
+    """
+
+    def __init__(
+        self, in_chs: int, mid_chs: int, out_chs: int, *, kernel_size: int, stride: int, se: bool,
+        layout: McuLayout = McuLayout(),
+    ) -> None:
+        super().__init__(in_chs, mid_chs, out_chs, kernel_size=kernel_size, stride=stride, se=se, dfc_size=None)
+        self.split = stride > 1 and layout.split_downsample
+        if stride > 1:
+            half = self.ghost1.primary.branches[0].conv.out_channels
+            if self.split and 2 * half != mid_chs:
+                raise ValueError(f"GhostBottleneckMCU needs an even expansion width, got {mid_chs}")
+
+            def dw(chs: int) -> RepConv:
+                return RepConv(chs, chs, kernel_size, stride=stride, groups=chs, identity=False,
+                               same_pad=layout.same_pad)
+
+            self.dw = nn.ModuleList([dw(half), dw(half)]) if self.split else dw(mid_chs)
+        if not isinstance(self.shortcut, nn.Identity) and layout.shortcut_1x1:
+            self.shortcut = ConvBn(in_chs, out_chs, 1, stride=stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.split:
+            x1, x2 = self.ghost1.halves(x)
+            y = torch.cat([self.dw[0](x1), self.dw[1](x2)], dim=1)
+        else:
+            y = self.dw(self.ghost1(x))
+        return self.ghost2(self.se(y)) + self.shortcut(x)
+
+
 class GhostNetV3(nn.Module):
     """GhostNetV3 backbone + head for small images.
 
@@ -144,9 +207,15 @@ class GhostNetV3(nn.Module):
         in_chans: input channels.
         img_size: input height/width the model is built for (the DFC upsample sizes are static).
         stem_stride: stride of the 3×3 stem conv.
-        head_chs: channels of the 1×1 conv after global pooling (GhostNet: 1280, not scaled by width).
+        head_chs: channels of the 1×1 conv after global pooling (GhostNet: 1280, not scaled by width); ``None``:
+            no head conv, the classifier reads the pooled features directly.
         dfc: give every block after the first two a DFC-gated first ghost module.
         dropout: dropout before the classifier (training only).
+        stem_chs: stem channels at width 1.0 (scaled like the table).
+        divisor: channel counts are multiples of this.
+        mcu: build :class:`GhostBottleneckMCU` blocks with this layout (no DFC gates then).
+        final_conv: end the body with a 1×1 ConvBnAct to the last expansion width (GhostNet); ``False``: pool
+            the last block's output directly.
     """
 
     def __init__(
@@ -158,41 +227,56 @@ class GhostNetV3(nn.Module):
         in_chans: int = 3,
         img_size: int = 32,
         stem_stride: int = 1,
-        head_chs: int = 1280,
+        head_chs: int | None = 1280,
         dfc: bool = True,
         dropout: float = 0.0,
+        stem_chs: int = 16,
+        divisor: int = 4,
+        mcu: McuLayout | None = None,
+        final_conv: bool = True,
     ) -> None:
         super().__init__()
         self.width = width
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.img_size = img_size
-        stem_chs = make_divisible(16 * width, 4)
+        stem_chs = make_divisible(stem_chs * width, divisor)
         self.stem = nn.Sequential(ConvBn(in_chans, stem_chs, 3, stride=stem_stride), nn.ReLU(inplace=True))
         size = math.ceil(img_size / stem_stride)
         in_chs, layer_id, stages = stem_chs, 0, []
         for stage in cfg:
             blocks = []
             for row in stage:
-                out_chs = make_divisible(row.out * width, 4)
-                mid_chs = make_divisible(row.exp * width, 4)
-                # The first two blocks use a plain ghost module (as in the reference); later ones are DFC-gated.
-                dfc_size = (size, size) if dfc and layer_id > 1 else None
-                blocks.append(
-                    GhostBottleneck(
+                out_chs = make_divisible(row.out * width, divisor)
+                mid_chs = make_divisible(row.exp * width, divisor)
+                if mcu is not None:
+                    block: nn.Module = GhostBottleneckMCU(
+                        in_chs, mid_chs, out_chs, kernel_size=row.k, stride=row.stride, se=row.se, layout=mcu
+                    )
+                else:
+                    # The first two blocks use a plain ghost module (as in the reference); later ones are DFC-gated.
+                    dfc_size = (size, size) if dfc and layer_id > 1 else None
+                    block = GhostBottleneck(
                         in_chs, mid_chs, out_chs, kernel_size=row.k, stride=row.stride, se=row.se, dfc_size=dfc_size
                     )
-                )
+                blocks.append(block)
                 size = math.ceil(size / row.stride)
                 in_chs, layer_id = out_chs, layer_id + 1
             stages.append(nn.Sequential(*blocks))
-        last_chs = make_divisible(cfg[-1][-1].exp * width, 4)
-        stages.append(nn.Sequential(ConvBn(in_chs, last_chs, 1), nn.ReLU(inplace=True)))
+        if final_conv:
+            last_chs = make_divisible(cfg[-1][-1].exp * width, divisor)
+            stages.append(nn.Sequential(ConvBn(in_chs, last_chs, 1), nn.ReLU(inplace=True)))
+        else:
+            last_chs = in_chs
         self.blocks = nn.Sequential(*stages)
         self.feature_size = size
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.conv_head = nn.Conv2d(last_chs, head_chs, 1, bias=True)
-        self.head_act = nn.ReLU(inplace=True)
+        if head_chs is None:
+            self.conv_head, self.head_act = nn.Identity(), nn.Identity()
+            head_chs = last_chs
+        else:
+            self.conv_head = nn.Conv2d(last_chs, head_chs, 1, bias=True)
+            self.head_act = nn.ReLU(inplace=True)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(head_chs, num_classes)
         _kaiming_init(self)
@@ -246,4 +330,23 @@ def ghostnetv3_d(
     kwargs.setdefault("dropout", 0.2)
     return GhostNetV3(
         GND_CFG, width=width, num_classes=num_classes, in_chans=in_chans, stem_stride=stem_stride, **kwargs
+    )
+
+
+@register_model
+def ghostnetv3_small_mcu(
+    *, width: float = 1.0, num_classes: int = 10, in_chans: int = 3, **kwargs
+) -> GhostNetV3:
+    """GN-S-MCU: GN-S's re-parameterizable ghost bottlenecks in a layout for TFLite-Micro on Cortex-M — four
+    blocks, one at 32×32, no DFC gates, no SE, no final 1×1 conv and no 1280 head (the classifier reads the
+    pooled last block), SAME-padded stride-2 depthwise convs per ghost half, strided 1×1 shortcuts, channels
+    multiples of 8. Built for 1×32×32 Fashion-MNIST (``in_chans=1``); see edgeghost/models/README.md for each
+    change and its measurement. Not a paper model."""
+    kwargs.setdefault("head_chs", None)
+    kwargs.setdefault("final_conv", False)
+    kwargs.setdefault("divisor", 8)
+    kwargs.setdefault("mcu", McuLayout())
+    return GhostNetV3(
+        kwargs.pop("cfg", GNS_MCU_CFG), width=width, num_classes=num_classes, in_chans=in_chans, stem_stride=1,
+        dfc=False, **kwargs
     )

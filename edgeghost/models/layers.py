@@ -64,10 +64,12 @@ class ConvBn(nn.Module):
         *,
         stride: int = 1,
         groups: int = 1,
+        padding: int | None = None,
     ) -> None:
         super().__init__()
         kh, kw = _pair(kernel_size)
-        self.conv = nn.Conv2d(in_chs, out_chs, (kh, kw), stride, (kh // 2, kw // 2), groups=groups, bias=False)
+        pad = (kh // 2, kw // 2) if padding is None else (padding, padding)
+        self.conv = nn.Conv2d(in_chs, out_chs, (kh, kw), stride, pad, groups=groups, bias=False)
         self.bn = nn.BatchNorm2d(out_chs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -80,6 +82,28 @@ class ConvBn(nn.Module):
     @torch.no_grad()
     def reparameterize(self) -> nn.Conv2d:
         return _conv_like(self.conv, *self.fused_kernel_bias())
+
+
+class SamePad(nn.Module):
+    """TensorFlow's "SAME" zero padding for a k×k, stride-s conv: the extra row/column goes bottom/right.
+
+    PyTorch pads k//2 on every side; for a stride-2 3×3 conv on an even-sized map that differs from SAME, and
+    onnx2tf then puts an explicit PAD op (plus its padded copy of the map) before the conv. With SAME padding
+    in the model the converter emits one SAME conv instead.
+    """
+
+    def __init__(self, kernel_size: int, stride: int) -> None:
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride
+
+    def pads(self, size: int) -> tuple[int, int]:
+        total = max(self.kernel_size - (self.stride if size % self.stride == 0 else size % self.stride), 0)
+        return total // 2, total - total // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        top, bottom = self.pads(int(x.shape[-2]))
+        left, right = self.pads(int(x.shape[-1]))
+        return F.pad(x, (left, right, top, bottom))
 
 
 class RepConv(nn.Module):
@@ -103,29 +127,47 @@ class RepConv(nn.Module):
         num_branches: int = 3,
         scale: bool = True,
         identity: bool = True,
+        same_pad: bool = False,
     ) -> None:
         super().__init__()
         self.kernel_size = kernel_size
+        # same_pad: TensorFlow SAME padding (see SamePad) instead of k//2 on every side.
+        self.pad = SamePad(kernel_size, stride) if same_pad else None
+        padding = 0 if same_pad else None
         self.branches = nn.ModuleList(
-            ConvBn(in_chs, out_chs, kernel_size, stride=stride, groups=groups) for _ in range(num_branches)
+            ConvBn(in_chs, out_chs, kernel_size, stride=stride, groups=groups, padding=padding)
+            for _ in range(num_branches)
         )
         # A 1×1 scale branch only adds something when the main kernel is larger than 1×1.
         self.scale = ConvBn(in_chs, out_chs, 1, stride=stride, groups=groups) if scale and kernel_size > 1 else None
         # The identity branch needs the output grid and channels to match the input's.
-        self.identity = nn.BatchNorm2d(out_chs) if identity and in_chs == out_chs and stride == 1 else None
+        self.identity = (
+            nn.BatchNorm2d(out_chs) if identity and in_chs == out_chs and stride == 1 and not same_pad else None
+        )
+
+    def _scale_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The pixels under the k×k kernel's centre: with SAME padding the windows start ``top`` rows up, so
+        the centres sit ``k//2 - top`` rows (and columns) into the unpadded map."""
+        if self.pad is None:
+            return x
+        dy = self.kernel_size // 2 - self.pad.pads(int(x.shape[-2]))[0]
+        dx = self.kernel_size // 2 - self.pad.pads(int(x.shape[-1]))[0]
+        return x[:, :, dy:, dx:]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.branches[0](x)
+        xp = x if self.pad is None else self.pad(x)
+        out = self.branches[0](xp)
         for branch in self.branches[1:]:
-            out = out + branch(x)
+            out = out + branch(xp)
         if self.scale is not None:
-            out = out + self.scale(x)
+            out = out + self.scale(self._scale_input(x))
         if self.identity is not None:
             out = out + self.identity(x)
         return out
 
     @torch.no_grad()
-    def reparameterize(self) -> nn.Conv2d:
+    def reparameterize(self) -> nn.Module:
+        """One conv (preceded by its :class:`SamePad` when built with ``same_pad``)."""
         template = self.branches[0].conv
         kernel, bias = self.branches[0].fused_kernel_bias()
         for branch in self.branches[1:]:
@@ -142,7 +184,8 @@ class RepConv(nn.Module):
                 eye[c, c % in_per_group, pad, pad] = 1.0
             k, b = _fold_bn(eye, self.identity)
             kernel, bias = kernel + k, bias + b
-        return _conv_like(template, kernel, bias)
+        conv = _conv_like(template, kernel, bias)
+        return conv if self.pad is None else nn.Sequential(self.pad, conv)
 
 
 class SqueezeExcite(nn.Module):
