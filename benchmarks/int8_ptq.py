@@ -1,0 +1,344 @@
+"""int8 post-training quantization measured on trained checkpoints: top-1 fp32 vs int8, top-1 drop and top-1
+agreement with fp32, per calibration method (minmax, and percentile at several percentiles), on the test split.
+
+Per checkpoint: one verified export with the public API (:func:`edgeghost.export.export_model`: ONNX, TFLite fp32,
+int8 minmax, optionally the per-layer report), then the export's own converter
+(:func:`edgeghost.export.tflite.convert_quantized`) quantizes the exported ONNX again for each percentile, on the
+export's calibration images. fp32 runs on LiteRT, int8 on LiteRT's reference kernels (what TFLite-Micro computes).
+``--layer-report`` adds, per method, the int8 error each op adds (``edgeghost.export.fidelity.layer_report``)
+grouped by what the op is in the network: DFC sigmoid gates, SE hard-sigmoid, residual adds, the ghost concats,
+the head.
+
+    .venv/bin/python benchmarks/int8_ptq.py runs/zoo/*/best.pt [--percentiles 99.9,99.99,99.999]
+        [--test-samples N] [--layer-report] [--threads 1] [--work-dir exports/int8_ptq]
+        [--out benchmarks/results/int8_ptq]
+
+Resumable: every (checkpoint, method) result goes into the JSON the moment it is measured; a rerun skips the
+pairs already there for the same checkpoint file (sha256) and test-set size, and reuses exports and int8 files
+in ``--work-dir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from edgeghost.errors import EdgeGhostError
+from edgeghost.fileio import atomic_write_json, atomic_write_text, ensure_dir
+from edgeghost.sysinfo import file_digest, machine_info
+
+RESULTS = Path(__file__).parent / "results"
+LAYER_IMAGES = 32  # test images for the per-layer report (it keeps every tensor of both models)
+
+
+def _label(ckpt: Path) -> str:
+    return f"{ckpt.parent.name}-{ckpt.stem}"
+
+
+def _methods(percentiles: list[float]) -> list[str]:
+    return ["minmax"] + [f"percentile:{p:g}" for p in percentiles]
+
+
+def _export(ckpt: Path, folder: Path, *, data_dir: str | None, layer_report: bool) -> dict[str, Any]:
+    """The verified export (minmax int8), made once and reused."""
+    import json
+
+    from edgeghost.export import export_model
+
+    manifest = folder / "manifest.json"
+    if manifest.is_file() and (not layer_report or (folder / "int8_layers.json").is_file()):
+        doc = json.loads(manifest.read_text())
+        if doc.get("weights", {}).get("checkpoint") == str(ckpt):
+            return doc
+    result = export_model(checkpoint=ckpt, out=folder, int8=True, calib_method="minmax", data_dir=data_dir,
+                          layer_report=layer_report, eval_samples=200, verbose=True)
+    return result.manifest
+
+
+class _Checkpoint:
+    """One checkpoint's export, test set and fp32 logits, with lazily made int8 files per method."""
+
+    def __init__(self, path: Path, work: Path, args: argparse.Namespace) -> None:
+        from edgeghost.data import split_for_checkpoint
+        from edgeghost.training.checkpoint import load_checkpoint
+
+        self.path, self.args = path, args
+        self.ckpt = load_checkpoint(path)
+        self.folder = work / _label(path)
+        self.export_dir = self.folder / "export"
+        self.manifest = _export(path, self.export_dir, data_dir=args.data_dir, layer_report=args.layer_report)
+        test = split_for_checkpoint(self.ckpt, "test", args.data_dir).subset(args.test_samples)
+        self.images, self.labels = test.array(), np.asarray(test.labels)
+        self._keras = None
+        fp32_cache = self.folder / f"fp32_logits_{len(self.labels)}.npy"
+        if fp32_cache.is_file():
+            self.fp32 = np.load(fp32_cache)
+        else:
+            self.fp32 = self._predict(self.export_dir / "model_fp32.tflite", reference=False, desc="fp32")
+            np.save(fp32_cache, self.fp32)
+
+    def _predict(self, path: Path, *, reference: bool, desc: str) -> np.ndarray:
+        from edgeghost.runtime import load_runner
+
+        runner = load_runner(path, threads=self.args.threads, reference_kernels=reference)
+        chunks = []
+        for start in tqdm(range(0, len(self.images), 500), desc=f"{_label(self.path)} {desc}", leave=False):
+            chunks.append(np.asarray(runner.predict(self.images[start : start + 500]), np.float64))
+        return np.concatenate(chunks)
+
+    def int8_file(self, method: str) -> Path:
+        if method == "minmax":
+            return self.export_dir / "model_int8.tflite"
+        percentile = float(method.split(":", 1)[1])
+        path = self.folder / f"model_int8_p{percentile:g}.tflite"
+        if path.is_file():
+            return path
+        from edgeghost.data import split_for_checkpoint
+        from edgeghost.export.tflite import check_full_integer, convert_quantized, inspect_tflite, onnx_to_keras
+        from edgeghost.training.qat import calibration_images
+
+        calib = self.manifest["quantization"]["calibration"]
+        train = split_for_checkpoint(self.ckpt, "train", self.args.data_dir)
+        images = calibration_images(train.images, int(calib["samples"]), seed=int(calib["seed"]))
+        if self._keras is None:
+            self._keras = onnx_to_keras(self.export_dir / "model.onnx", sample_images=self.images[:20],
+                                        work_dir=self.folder / ".work")
+        tmp = path.with_name(f".{path.name}.tmp")
+        convert_quantized(self._keras, tmp, calib_images=images, method="percentile", percentile=percentile)
+        check_full_integer(inspect_tflite(tmp))
+        tmp.rename(path)
+        return path
+
+
+def _measure(src: _Checkpoint, method: str, *, layer_report: bool) -> dict[str, Any]:
+    path = src.int8_file(method)
+    start = time.perf_counter()
+    int8 = src._predict(path, reference=True, desc=method)
+    fp32, labels = src.fp32, src.labels
+    top1_fp32 = 100.0 * float((fp32.argmax(1) == labels).mean())
+    top1_int8 = 100.0 * float((int8.argmax(1) == labels).mean())
+    row = {
+        "checkpoint": str(src.path), "sha256": file_digest(src.path), "model": src.ckpt["model"],
+        "width": src.ckpt["width"], "dataset": src.ckpt["dataset"], "method": method,
+        "test_samples": int(len(labels)), "top1_fp32": round(top1_fp32, 3), "top1_int8": round(top1_int8, 3),
+        "top1_drop_pp": round(top1_fp32 - top1_int8, 3),
+        "agreement_pct": round(100.0 * float((fp32.argmax(1) == int8.argmax(1)).mean()), 3),
+        "flips": int((fp32.argmax(1) != int8.argmax(1)).sum()),
+        "max_logit_diff": round(float(np.abs(fp32 - int8).max()), 4),
+        "mean_logit_diff": round(float(np.abs(fp32 - int8).mean()), 5),
+        "int8_file": str(path), "int8_bytes": path.stat().st_size, "eval_s": round(time.perf_counter() - start, 1),
+    }
+    if method == "minmax":
+        row["fake_quant"] = _fake_quant_vs_int8(src, int8)
+    if layer_report:
+        row["layers"] = _layer_groups(src.export_dir / "model_fp32.tflite", path, src.images[:LAYER_IMAGES])
+    return row
+
+
+def _fake_quant_vs_int8(src: _Checkpoint, int8: np.ndarray) -> dict[str, Any]:
+    """How well QAT's fake-quant forward (:mod:`edgeghost.training.qat`, ranges from the same calibration images)
+    predicts this minmax int8 model, next to how well the float model does (PTQ's assumption)."""
+    import torch
+
+    from edgeghost.data import split_for_checkpoint
+    from edgeghost.data.loader import normalize
+    from edgeghost.training.checkpoint import model_from_checkpoint
+    from edgeghost.training.qat import calibration_images, prepare_qat
+
+    calib = src.manifest["quantization"]["calibration"]
+    train = split_for_checkpoint(src.ckpt, "train", src.args.data_dir)
+    net = prepare_qat(model_from_checkpoint(src.ckpt), calibration_images(
+        train.images, int(calib["samples"]), seed=int(calib["seed"])), mean=src.ckpt["mean"], std=src.ckpt["std"])
+    with torch.no_grad():
+        fq = np.concatenate([net(normalize(torch.from_numpy(src.images[i : i + 500]), mean=src.ckpt["mean"],
+                                           std=src.ckpt["std"])).double().numpy()
+                             for i in range(0, len(src.images), 500)])
+    return {
+        "agreement_with_int8_pct": round(100.0 * float((fq.argmax(1) == int8.argmax(1)).mean()), 3),
+        "mean_logit_diff_vs_int8": round(float(np.abs(fq - int8).mean()), 5),
+        "max_logit_diff_vs_int8": round(float(np.abs(fq - int8).max()), 4),
+        "top1_fake_quant": round(100.0 * float((fq.argmax(1) == src.labels).mean()), 3),
+    }
+
+
+# --- per-layer report grouped by role -----------------------------------------------------------------------
+
+def _roles(int8_path: Path) -> dict[int, str]:
+    """Each op's role in the network, read from the int8 graph's wiring (not from names)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    ops = Interpreter(model_path=str(int8_path))._get_ops_details()
+    producer = {o: op for op in ops for o in op["outputs"]}
+    tensors = {t["index"]: t for t in Interpreter(model_path=str(int8_path)).get_tensor_details()}
+
+    def prod(i: int) -> str | None:
+        return producer[i]["op_name"] if i in producer else None
+
+    last_mean = max((op["index"] for op in ops if op["op_name"] == "MEAN"), default=None)
+    roles: dict[int, str] = {}
+    for op in ops:
+        name, ins = op["op_name"], [i for i in op["inputs"] if i >= 0]
+        consumers = [c for c in ops if set(op["outputs"]) & set(c["inputs"])]
+        if op["index"] == 0:
+            role = "input normalization"
+        elif last_mean is not None and op["index"] >= last_mean:
+            role = "head (pool, 1x1 conv, classifier)"
+        elif name in ("LOGISTIC", "RESIZE_NEAREST_NEIGHBOR") or (
+                name == "MUL" and any(prod(i) == "RESIZE_NEAREST_NEIGHBOR" for i in ins)):
+            role = "DFC sigmoid gate"
+        elif name == "MUL" and any(i not in producer and tensors[i]["shape"].size == 0 or
+                                   (i not in producer and int(np.prod(tensors[i]["shape"])) == 1) for i in ins):
+            role = "SE hard-sigmoid (x 1/6)"
+        elif name == "MUL":
+            role = "SE scale (x * gate)"
+        elif name == "CONV_2D" and any(c["op_name"] == "MUL" and any(
+                i not in producer for i in c["inputs"] if i >= 0 and i not in op["outputs"]) for c in consumers):
+            role = "SE hard-sigmoid (conv + relu6)"
+        elif name == "MEAN" or (name == "CONV_2D" and any(prod(i) == "MEAN" for i in ins)):
+            role = "SE squeeze (mean, 1x1 conv)"
+        elif name == "ADD":
+            role = "residual add"
+        elif name == "CONCATENATION":
+            role = "ghost concat"
+        else:
+            role = name.lower().replace("_2d", "").replace("_", " ")
+        roles[op["index"]] = role
+    return roles
+
+
+def _layer_groups(fp32_path: Path, int8_path: Path, images: np.ndarray) -> dict[str, Any]:
+    from edgeghost.export.fidelity import layer_report
+
+    rows = layer_report(fp32_path, int8_path, images)
+    roles = _roles(int8_path)
+    groups: dict[str, list[Any]] = {}
+    for r in rows:
+        groups.setdefault(roles.get(r.index, r.op.lower()), []).append(r)
+    summary = {}
+    for role, rs in sorted(groups.items(), key=lambda kv: -max(r.growth for r in kv[1])):
+        summary[role] = {
+            "ops": len(rs),
+            "growth_sum": round(sum(r.growth for r in rs), 4),
+            "growth_max": round(max(r.growth for r in rs), 4),
+            "steps_per_rms_median": round(float(np.median([r.steps_per_rms for r in rs])), 2),
+            "outlier_ratio_max": round(max(r.absmax_over_p999 for r in rs), 2),
+        }
+    worst = sorted(rows, key=lambda r: -r.growth)[:10]
+    final = rows[-1].rel_rmse if rows else None
+    return {"images": int(len(images)), "output_rel_rmse": final, "by_role": summary,
+            "worst_ops": [{"index": r.index, "op": r.op, "role": roles.get(r.index), "growth": round(r.growth, 4),
+                           "rel_rmse": round(r.rel_rmse, 4), "steps_per_rms": round(r.steps_per_rms, 2),
+                           "range": [round(v, 4) for v in r.range],
+                           "outlier_ratio": round(r.absmax_over_p999, 2)} for r in worst]}
+
+
+# --- results ---------------------------------------------------------------------------------------------
+
+def _markdown(doc: dict[str, Any]) -> str:
+    lines = [
+        "# int8 post-training quantization on trained checkpoints", "",
+        f"Command: `{doc['command']}`  ", f"Machine: {doc['machine'].get('cpu')}, commit {doc['machine'].get('commit')}",
+        "", "top-1 on the test split; fp32 = TFLite fp32 (LiteRT), int8 = full-integer TFLite on LiteRT's "
+        "reference kernels; agreement = same top-1 class as fp32; drop = fp32 − int8 (positive = int8 worse).", "",
+        "| checkpoint | model | method | images | top-1 fp32 % | top-1 int8 % | drop pp | agreement % | flips | "
+        "max Δlogit |", "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in doc["results"]:
+        lines.append(
+            f"| {_label(Path(r['checkpoint']))} | {r['model']} w{r['width']:g} | {r['method']} | {r['test_samples']} | "
+            f"{r['top1_fp32']:.2f} | {r['top1_int8']:.2f} | {r['top1_drop_pp']:+.2f} | {r['agreement_pct']:.2f} | "
+            f"{r['flips']} | {r['max_logit_diff']:.3g} |")
+    with_fq = [r for r in doc["results"] if "fake_quant" in r]
+    if with_fq:
+        lines += ["", "## QAT's fake-quant forward vs the minmax int8 model", "",
+                  "`edgeghost.training.qat.prepare_qat` on the same weights and calibration images, before any "
+                  "fine-tuning: how closely it predicts the int8 model, next to the float model (what PTQ assumes).",
+                  "", "| checkpoint | agreement fake-quant↔int8 % | agreement fp32↔int8 % | mean Δlogit fake-quant | "
+                  "mean Δlogit fp32 | max Δlogit fake-quant | max Δlogit fp32 |", "|---|---|---|---|---|---|---|"]
+        for r in with_fq:
+            f = r["fake_quant"]
+            lines.append(f"| {_label(Path(r['checkpoint']))} | {f['agreement_with_int8_pct']:.2f} | "
+                         f"{r['agreement_pct']:.2f} | {f['mean_logit_diff_vs_int8']:.4f} | {r['mean_logit_diff']:.4f} | "
+                         f"{f['max_logit_diff_vs_int8']:.3g} | {r['max_logit_diff']:.3g} |")
+    with_layers = [r for r in doc["results"] if "layers" in r]
+    if with_layers:
+        lines += ["", "## Where int8 loses precision (`--layer-report`)", "",
+                  f"Per op role: `growth` = relative RMS error an op adds to the worst of its inputs "
+                  f"({LAYER_IMAGES} test images, int8 vs fp32 tensor by tensor); `steps/RMS` = int8 steps the "
+                  "signal's RMS spans (few: the range is spent on outliers or the grid is coarse); `outlier` = "
+                  "max |x| / 99.9th-percentile |x|.", ""]
+        for r in with_layers:
+            lay = r["layers"]
+            lines += [f"### {_label(Path(r['checkpoint']))}, {r['method']} (output rel. RMS error "
+                      f"{lay['output_rel_rmse']:.3g})", "",
+                      "| role | ops | growth sum | growth max | steps/RMS (median) | outlier max |",
+                      "|---|---|---|---|---|---|"]
+            for role, g in lay["by_role"].items():
+                lines.append(f"| {role} | {g['ops']} | {g['growth_sum']:.4f} | {g['growth_max']:.4f} | "
+                             f"{g['steps_per_rms_median']:.1f} | {g['outlier_ratio_max']:.1f} |")
+            lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("checkpoints", nargs="+", type=Path)
+    p.add_argument("--percentiles", default="99.9,99.99,99.999", help="comma list (default: %(default)s)")
+    p.add_argument("--test-samples", type=int, default=None, help="first N test images (default: all)")
+    p.add_argument("--layer-report", action="store_true", help="also group the int8 error per op role")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--work-dir", type=Path, default=Path("exports") / "int8_ptq",
+                   help="exports and int8 files, reused by a rerun (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=RESULTS / "int8_ptq", help="writes OUT.json and OUT.md")
+    args = p.parse_args()
+    try:
+        percentiles = [float(v) for v in args.percentiles.split(",") if v.strip()]
+        if not all(0 < v <= 100 for v in percentiles):
+            raise ValueError
+    except ValueError:
+        raise EdgeGhostError(f"--percentiles must be a comma list of numbers in (0, 100], got {args.percentiles!r}") from None
+    missing = [str(c) for c in args.checkpoints if not c.is_file()]
+    if missing:
+        raise EdgeGhostError(f"checkpoint(s) not found: {', '.join(missing)}")
+    ensure_dir(args.out.parent)
+    work = ensure_dir(args.work_dir)
+    json_path, md_path = args.out.with_suffix(".json"), args.out.with_suffix(".md")
+    import json
+
+    doc = json.loads(json_path.read_text()) if json_path.is_file() else {"results": []}
+    doc.update(command=" ".join(["python", *sys.argv]), machine=machine_info())
+    for ckpt in args.checkpoints:
+        digest = file_digest(ckpt)
+        src = None
+        for method in _methods(percentiles):
+            done = [r for r in doc["results"] if r["sha256"] == digest and r["method"] == method
+                    and (args.test_samples is None or r["test_samples"] == args.test_samples)
+                    and (not args.layer_report or "layers" in r)]
+            if done:
+                print(f"{_label(ckpt)} {method}: done before, skipped", file=sys.stderr)
+                continue
+            src = src or _Checkpoint(ckpt, work, args)
+            row = _measure(src, method, layer_report=args.layer_report)
+            doc["results"] = [r for r in doc["results"] if not (r["sha256"] == digest and r["method"] == method)]
+            doc["results"].append(row)
+            atomic_write_json(json_path, doc)
+            atomic_write_text(md_path, _markdown(doc))
+            print(f"{_label(ckpt)} {method}: top-1 fp32 {row['top1_fp32']:.2f} % int8 {row['top1_int8']:.2f} % "
+                  f"agreement {row['agreement_pct']:.2f} %", file=sys.stderr)
+    atomic_write_text(md_path, _markdown(doc))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except EdgeGhostError as err:
+        print(f"int8_ptq: error: {err}", file=sys.stderr)
+        sys.exit(2)
