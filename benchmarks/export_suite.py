@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeghost.export import export_model
+from edgeghost.fileio import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ARENA_MODELS = [
@@ -77,6 +78,7 @@ def part_timing(widths: list[float], tmp: Path, data_dir: str | None) -> dict[st
             "stages_s": result.timings, "bytes": _sizes(result),
             "arena_bytes": result.manifest["tflm"]["arena_measured_bytes"],
             "goal_s": EXPORT_TIME_GOAL_S, "meets_goal": wall <= EXPORT_TIME_GOAL_S,
+            "ladder": [r.__dict__ for r in result.ladder],
         })
         print(f"ghostnetv3_small w{width:g}: {wall:.1f} s  {result.timings}", flush=True)
     return {"rows": rows, "note": "untrained weights (BatchNorm statistics from real images); defaults "
@@ -105,11 +107,12 @@ def part_arena(tmp: Path, data_dir: str | None) -> dict[str, Any]:
 
 
 def part_quality(checkpoint: str, tmp: Path, data_dir: str | None, eval_samples: int) -> dict[str, Any]:
-    """int8 vs fp32 top-1 for both calibration methods (TFLite's min/max = before, percentile = after)."""
+    """int8 vs fp32 top-1 for both calibration methods (TFLite's min/max = before, percentile = after), and
+    the int16x8 model (made alongside the percentile export; always min/max ranges) against fp32."""
     runs = {}
     for method in ("minmax", "percentile"):
         result, wall = _export(tmp, checkpoint=checkpoint, int8=True, data_dir=data_dir, eval_samples=eval_samples,
-                               calib_method=method)
+                               calib_method=method, int16x8=method == "percentile")
         ladder = {r.stage: r for r in result.ladder}
         fp32 = ladder["TFLite fp32 (LiteRT)"]
         int8 = ladder["TFLite int8 (LiteRT reference kernels)"]
@@ -120,6 +123,11 @@ def part_quality(checkpoint: str, tmp: Path, data_dir: str | None, eval_samples:
                         "int8_top1_agreement": int8.top1_agreement, "int8_max_abs_diff": int8.max_abs_diff,
                         "meets_goal": drop <= INT8_DROP_GOAL_PP, "ladder": [r.__dict__ for r in result.ladder],
                         "checks": result.manifest["checks"], "export_s": round(wall, 1)}
+        if "int16x8" in result.files:  # fidelity.json's side rung: int16x8 compared with TFLite fp32
+            (r16,) = json.loads((result.out_dir / "fidelity.json").read_text())["extra"]
+            runs[method]["int16x8"] = r16
+            print(f"{checkpoint} [int16x8]: top-1 {100 * r16['top1_accuracy']:.2f} %  agreement with fp32 "
+                  f"{100 * r16['top1_agreement']:.2f} %", flush=True)
     return {"checkpoint": checkpoint, "eval_samples": eval_samples, "goal_pp": INT8_DROP_GOAL_PP, "runs": runs}
 
 
@@ -148,8 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 record["results"] = part_quality(args.checkpoint, Path(tmp), args.data_dir, args.eval_samples)
             name = part if part != "quality" else f"quality_{Path(args.checkpoint).parent.name}"
-            path = RESULTS / f"export_{name}.json"
-            path.write_text(json.dumps(record, indent=2) + "\n")
+            path = atomic_write_json(RESULTS / f"export_{name}.json", record)
             print(f"wrote {path}", flush=True)
     return 0
 

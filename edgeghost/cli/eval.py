@@ -35,10 +35,10 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report))
     else:
         print(f"{report['model']} w{report['width']:g} on {report['dataset']} test ({report['total']} images)")
-        print(f"  train form   top-1 {report['train_form_acc']:.2f}%")
+        print(f"  train form   top-1 {report['train_form_acc']:.2f} %")
         if args.deploy:
             print(
-                f"  deploy form  top-1 {report['deploy_form_acc']:.2f}%  (predictions differ on "
+                f"  deploy form  top-1 {report['deploy_form_acc']:.2f} %  (predictions differ on "
                 f"{report['disagreements']} images, max |Δlogit| {report['max_logit_diff']:.2e})"
             )
     # Reparameterization is exact up to float rounding: the two forms must score the same.
