@@ -529,9 +529,9 @@ def qat_finetune(cfg: Any, from_checkpoint: str | Path | None = None, *, calib_s
     """Fine-tune a trained checkpoint (``from_checkpoint``, default ``cfg.init_from``) with fake quantization
     through the one training loop, :func:`edgeghost.training.train.fit` with ``model=``. Model, width and
     dataset come from the checkpoint; the schedule from ``cfg``. The run's checkpoints are QAT checkpoints
-    (``form: "deploy"``, ``qat``; ranges in the state dict) that the export chain turns into full-int8 TFLite
-    with ``--calib-method minmax`` (the calibration QAT emulates). ``loss_hook``/``extra_state`` go to ``fit``
-    as given (distillation with QAT)."""
+    (``form: "deploy"``, ``qat``; ranges in the state dict; run in float32, AMP off) that the export chain turns
+    into full-int8 TFLite with ``--calib-method minmax`` (the calibration QAT emulates). ``loss_hook`` and
+    ``extra_state`` go to ``fit`` as given (distillation with QAT)."""
     from ..data import split_for_checkpoint
     from .checkpoint import load_checkpoint, model_from_checkpoint
     from .train import fit
@@ -542,7 +542,8 @@ def qat_finetune(cfg: Any, from_checkpoint: str | Path | None = None, *, calib_s
     ckpt = load_checkpoint(source)
     if ckpt.get("form") == "deploy":
         raise EdgeGhostError(f"{source} is already a deploy-form (QAT) checkpoint; start from a trained one")
-    changes = {"model": ckpt["model"], "width": float(ckpt["width"]), "dataset": ckpt["dataset"]}
+    # AMP off: bf16/fp16 activations carry about as few bits as int8, so the emulation would not be int8's.
+    changes = {"model": ckpt["model"], "width": float(ckpt["width"]), "dataset": ckpt["dataset"], "amp": "off"}
     changes.update({k: v for k, v in (("init_from", str(source)), ("qat", True)) if hasattr(cfg, k)})
     cfg = dataclasses.replace(cfg, **changes)
     train = split_for_checkpoint(ckpt, "train", cfg.data_dir, verify=cfg.verify, download=cfg.download)
