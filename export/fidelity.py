@@ -7,13 +7,13 @@ Written as ``fidelity.json`` and ``fidelity.md`` and printed at the end of every
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..fileio import atomic_write_json, atomic_write_text
 
 @dataclass(frozen=True)
 class Rung:
@@ -69,9 +69,9 @@ def write_fidelity(rungs: list[Rung], out_dir: str | Path, *, meta: dict[str, An
     """Write ``fidelity.json`` (rungs + ``meta``: eval set, weights, notes) and ``fidelity.md``."""
     out_dir = Path(out_dir)
     json_path, md_path = out_dir / "fidelity.json", out_dir / "fidelity.md"
-    json_path.write_text(json.dumps({**meta, "ladder": [asdict(r) for r in rungs]}, indent=2) + "\n")
+    atomic_write_json(json_path, {**meta, "ladder": [asdict(r) for r in rungs]})
     notes = "".join(f"- {line}\n" for line in meta.get("notes", []))
-    md_path.write_text(
+    atomic_write_text(md_path, 
         f"# Fidelity ladder: {meta.get('model', '')}\n\n"
         f"Eval set: {meta.get('eval', {}).get('description', '')}\n\n"
         f"{ladder_table(rungs)}\n\n{notes}"

@@ -10,6 +10,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
+import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EdgeGhostError
+from ..fileio import atomic_write_bytes
 
 # onnx2tf runs a test inference with this file from the working directory (and downloads it from GitHub when
 # it is missing, which fails offline): we write real images there instead.
@@ -30,19 +34,72 @@ QUANT_MODES = {
 }
 
 
+# Lines TensorFlow, XLA and LiteRT write straight to file descriptor 2 on every run, whatever the log level:
+# CUDA probing on a machine without a GPU, oneDNN and CPU-feature notices, absl's pre-init banner, the MLIR
+# quantizer's parameter dump. Only these exact lines are dropped; everything else on fd 2 is passed on.
+_TF_NOISE = re.compile(
+    r"All log messages before absl::InitializeLog\(\) is called"
+    r"|cudart_stub\.cc.*Could not find cuda drivers"
+    r"|failed call to cuInit"
+    r"|cuda_(platform|executor|diagnostics|dnn|fft|blas)\.cc"
+    r"|Unable to register cu(DNN|FFT|BLAS) factory"
+    r"|computation placer already registered"
+    r"|oneDNN custom operations are on"
+    r"|cpu_feature_guard\.cc"
+    r"|This TensorFlow binary is optimized to use available CPU instructions"
+    r"|To enable the following instructions: .* in other operations, rebuild TensorFlow"
+    r"|TF-TRT Warning: Could not find TensorRT"
+    r"|Created TensorFlow Lite XNNPACK delegate for CPU"
+    r"|^fully_quantize: \d+, inference_type: \d+"
+    r"|^W0000 .*\.cc:\d+\] Ignored (output_format|drop_control_dependency)"
+)
+
+
+@contextlib.contextmanager
+def quiet_tensorflow() -> Iterator[None]:
+    """Drop TensorFlow's native start-up noise (see ``_TF_NOISE``) from fd 2 while the block runs.
+
+    ``TF_CPP_MIN_LOG_LEVEL`` does not reach the absl/XLA logs printed before absl is initialized (the CUDA
+    probe among them), so fd 2 goes to a temp file for the duration and every other line is replayed after.
+    """
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 at all: nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            kept = [line for line in sink.read().decode(errors="replace").splitlines(keepends=True)
+                    if not _TF_NOISE.search(line)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+
+
 def _import_tensorflow() -> Any:
-    """Import TensorFlow (and with it onnx2tf's backend) the one safe way.
+    """Import TensorFlow (and with it onnx2tf's backend) the one safe way, without its start-up noise.
 
     Importing ``triton`` *after* TensorFlow 2.21 segfaults the process (torch's CUDA wheels ship triton, and
     torchvision or torch.compile import it lazily), while the other order is fine: so triton goes first.
     """
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
     try:
         import triton  # noqa: F401
     except ImportError:  # CPU-only torch builds have no triton
         pass
     # TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) would bury the export's own progress lines.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    with quiet_tensorflow():
+        import tensorflow as tf
 
     return tf
 
@@ -72,7 +129,7 @@ def onnx_to_keras(onnx_path: str | Path, *, sample_images: np.ndarray, work_dir:
     np.save(work_dir / _ONNX2TF_SAMPLE_FILE, sample_images[:20].astype(np.float32))
     log = io.StringIO()
     try:
-        with _working_dir(work_dir), contextlib.redirect_stdout(log):
+        with _working_dir(work_dir), contextlib.redirect_stdout(log), quiet_tensorflow():
             model = onnx2tf.convert(
                 input_onnx_file_path=str(onnx_path),
                 output_folder_path=str(work_dir / "onnx2tf"),
@@ -101,9 +158,8 @@ def convert_fp32(keras_model: Any, path: str | Path) -> Path:
 
     converter = _converter(keras_model)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    path = Path(path)
-    path.write_bytes(converter.convert())
-    return path
+    with quiet_tensorflow():
+        return atomic_write_bytes(path, converter.convert())
 
 
 CALIB_METHODS = ("percentile", "minmax")
@@ -118,24 +174,29 @@ def convert_quantized(
     *,
     calib_images: np.ndarray,
     mode: str = "int8",
-    method: str = "percentile",
+    method: str | None = None,
     percentile: float = DEFAULT_PERCENTILE,
 ) -> Path:
-    """Full-integer post-training quantization from real calibration images (uint8 NHWC).
+    """Full-integer post-training quantization from calibration images (uint8 NHWC, fed as raw 0..255 floats,
+    exactly what the exported graph expects).
 
     ``int8``: int8 activations and per-channel int8 weights, builtin int8 ops only, int8 input and output.
-    ``int16x8``: 16-bit activations, 8-bit weights, int16 input and output (always min/max ranges).
-    ``method``: ``minmax`` keeps TFLite's calibration ranges (min/max over all images); ``percentile`` narrows
-    every inner activation range to the ``percentile`` of |x| (the model input and output keep theirs), which
-    stops rare outliers from costing every other value its resolution.
-    Every calibration image is fed as raw 0..255 floats, exactly what the exported graph expects.
+    ``int16x8``: 16-bit activations, per-channel 8-bit weights, int16 input and output; min/max ranges only
+    (16 bits leave every value thousands of steps even under min/max ranges).
+    ``method`` (default: ``percentile`` for int8, ``minmax`` for int16x8): ``minmax`` keeps TFLite's calibration
+    ranges (min/max over all images); ``percentile`` narrows every inner activation range to the ``percentile``
+    of |x| (the model input and output keep theirs), which stops rare outliers from costing every other value
+    its resolution.
     """
     tf = _import_tensorflow()
 
     if mode not in QUANT_MODES:
         raise ValueError(f"unknown quantization mode {mode!r}")
+    method = method or ("percentile" if mode == "int8" else "minmax")
     if method not in CALIB_METHODS:
         raise ValueError(f"unknown calibration method {method!r}")
+    if mode != "int8" and method != "minmax":
+        raise ValueError(f"{mode} supports only min/max calibration, not {method!r}")
     ops_set, io_dtype = QUANT_MODES[mode]
     images = np.asarray(calib_images, dtype=np.float32)
 
@@ -149,20 +210,25 @@ def convert_quantized(
     converter.target_spec.supported_ops = [getattr(tf.lite.OpsSet, ops_set)]
     converter.inference_input_type = getattr(tf, io_dtype)
     converter.inference_output_type = getattr(tf, io_dtype)
-    path = Path(path)
-    if mode != "int8" or method == "minmax":
-        path.write_bytes(converter.convert())
-        return path
+    if method == "minmax":
+        with quiet_tensorflow():
+            return atomic_write_bytes(path, converter.convert())
     # Percentile: the same converter stops after calibration (float model carrying min/max per tensor), the
     # ranges are narrowed, and TensorFlow's own MLIR quantizer (what convert() would call next) quantizes.
+    # Both entry points are private TF API, pinned by tests/test_export.py (ranges shrink, outliers clip).
     from tensorflow.lite.python import convert as tf_convert
 
-    converter._experimental_calibrate_only = True  # pinned TF 2.21; see export/README.md
-    calibrated = converter.convert()
-    narrowed = _narrow_ranges(calibrated, images[:HISTOGRAM_IMAGES], percentile)
-    quantized = tf_convert.mlir_quantize(narrowed, input_data_type=tf.int8, output_data_type=tf.int8)
-    path.write_bytes(tf_convert.deduplicate_readonly_buffers(quantized))
-    return path
+    if not hasattr(tf_convert, "mlir_quantize") or not hasattr(converter, "_experimental_calibrate_only"):
+        raise EdgeGhostError(
+            f"percentile calibration needs TensorFlow's private calibrate-only/mlir_quantize API, which "
+            f"TensorFlow {tf.__version__} lacks; use --calib-method minmax"
+        )
+    converter._experimental_calibrate_only = True
+    with quiet_tensorflow():
+        calibrated = converter.convert()
+        narrowed = _narrow_ranges(calibrated, images[:HISTOGRAM_IMAGES], percentile)
+        quantized = tf_convert.mlir_quantize(narrowed, input_data_type=tf.int8, output_data_type=tf.int8)
+        return atomic_write_bytes(path, tf_convert.deduplicate_readonly_buffers(quantized))
 
 
 def _narrow_ranges(calibrated: bytes, images: np.ndarray, percentile: float) -> bytes:
@@ -206,36 +272,48 @@ def _narrow_ranges(calibrated: bytes, images: np.ndarray, percentile: float) -> 
 @dataclass(frozen=True)
 class TFLiteFacts:
     """What a .tflite file holds: ops and I/O tensors (read by :func:`edgeghost.export.tflm.read_tflite`), plus
-    the dtype of every tensor and how many are quantized per channel."""
+    the dtype of every tensor, how many are quantized per channel, and every QUANTIZE/DEQUANTIZE op with the
+    dtypes it converts (``"int16->int16"`` is a requantization between integer scales, which a full-integer
+    model may hold; anything touching a float is a float island)."""
 
     ops: tuple[str, ...]
     input: Any  # edgeghost.export.tflm.TensorFacts
     output: Any
     tensor_dtypes: dict[str, int] = field(default_factory=dict)
     per_channel_tensors: int = 0
+    conversions: tuple[str, ...] = ()  # "QUANTIZE int16->int16", "DEQUANTIZE int8->float32", ...
 
     def to_dict(self) -> dict[str, Any]:
         def io(t: Any) -> dict[str, Any]:
             return {**asdict(t), "shape": list(t.shape)}
 
         return {"ops": list(self.ops), "input": io(self.input), "output": io(self.output),
-                "tensor_dtypes": self.tensor_dtypes, "per_channel_tensors": self.per_channel_tensors}
+                "tensor_dtypes": self.tensor_dtypes, "per_channel_tensors": self.per_channel_tensors,
+                "conversions": dict(sorted({c: self.conversions.count(c) for c in self.conversions}.items()))}
 
 
 def inspect_tflite(path: str | Path) -> TFLiteFacts:
-    """Ops, I/O quantization, tensor dtypes and per-channel tensors of a .tflite (nothing is run)."""
+    """Ops, I/O quantization, tensor dtypes, per-channel tensors and (de)quantize ops of a .tflite (nothing is
+    run)."""
     from ai_edge_litert.interpreter import Interpreter
 
     from .tflm import read_tflite
 
     facts = read_tflite(path)
+    interp = Interpreter(model_path=str(path))
+    details = {t["index"]: t for t in interp.get_tensor_details()}
     dtypes: dict[str, int] = {}
     per_channel = 0
-    for t in Interpreter(model_path=str(path)).get_tensor_details():
+    for t in details.values():
         name = np.dtype(t["dtype"]).name
         dtypes[name] = dtypes.get(name, 0) + 1
         per_channel += len(t["quantization_parameters"]["scales"]) > 1
-    return TFLiteFacts(facts.ops, facts.input, facts.output, dict(sorted(dtypes.items())), per_channel)
+    conversions = tuple(
+        f"{op['op_name']} {np.dtype(details[op['inputs'][0]]['dtype']).name}->"
+        f"{np.dtype(details[op['outputs'][0]]['dtype']).name}"
+        for op in interp._get_ops_details() if op["op_name"] in ("QUANTIZE", "DEQUANTIZE")
+    )
+    return TFLiteFacts(facts.ops, facts.input, facts.output, dict(sorted(dtypes.items())), per_channel, conversions)
 
 
 # The int8 input contract (MLPerf Tiny convention): q = pixel − 128, i.e. scale 1.0 and zero-point −128.
@@ -244,7 +322,12 @@ INT8_INPUT_ZERO_POINT = -128
 
 
 def check_full_integer(facts: TFLiteFacts, *, mode: str = "int8") -> None:
-    """Fail loudly unless the model is truly full-integer with the documented input contract."""
+    """Fail loudly unless the model is truly full-integer with the documented input contract.
+
+    A QUANTIZE op between two integer tensors is a requantization (TFLite inserts them where concatenated
+    int16 inputs carry different scales, for example) and runs in TFLite-Micro; a DEQUANTIZE, or a QUANTIZE
+    from or to a float tensor, would mean a float island inside the model.
+    """
     _, io_dtype = QUANT_MODES[mode]
     problems = []
     if facts.input.dtype != io_dtype or facts.output.dtype != io_dtype:
@@ -252,8 +335,9 @@ def check_full_integer(facts: TFLiteFacts, *, mode: str = "int8") -> None:
     floats = {k: v for k, v in facts.tensor_dtypes.items() if k.startswith("float")}
     if floats:
         problems.append(f"float tensors remain: {floats}")
-    if {"QUANTIZE", "DEQUANTIZE"} & set(facts.ops):
-        problems.append(f"QUANTIZE/DEQUANTIZE ops inside the model: {facts.ops}")
+    float_islands = sorted({c for c in facts.conversions if c.startswith("DEQUANTIZE") or "float" in c})
+    if float_islands:
+        problems.append(f"float conversions inside the model: {', '.join(float_islands)}")
     if facts.per_channel_tensors == 0:
         problems.append("no per-channel quantized weights")
     if mode == "int8" and (facts.input.scale != INT8_INPUT_SCALE or facts.input.zero_point != INT8_INPUT_ZERO_POINT):
