@@ -237,3 +237,167 @@ def test_failed_export_leaves_previous_export_untouched(
     assert rc == 2 and "refusing to export" in err
     assert [p.name for p in out.iterdir()] == ["manifest.json"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+# --- quantization modes and calibration (issue 14) ---------------------------------------------------------
+
+def test_contract_rejects_float_islands(export_dir: Path) -> None:
+    from dataclasses import replace
+
+    from edgeghost.errors import EdgeGhostError
+    from edgeghost.export.tflite import check_full_integer, inspect_tflite
+
+    facts = inspect_tflite(export_dir / "model_int8.tflite")
+    check_full_integer(facts)
+    check_full_integer(replace(facts, conversions=("QUANTIZE int8->int8",)))  # a requantization is integer
+    for bad in ("DEQUANTIZE int8->float32", "QUANTIZE float32->int8"):
+        with pytest.raises(EdgeGhostError, match="float conversions inside the model"):
+            check_full_integer(replace(facts, conversions=(bad,)))
+
+
+@pytest.fixture(scope="module")
+def keras_model(export_dir: Path, data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """The export's ONNX graph as a tf_keras model (what the quantizer takes) and 32 calibration images."""
+    from edgeghost.data import load_split
+    from edgeghost.export.tflite import onnx_to_keras
+
+    images = load_split("fashion_mnist", "train", data_dir).images[:32]
+    work = tmp_path_factory.mktemp("keras")
+    return onnx_to_keras(export_dir / "model.onnx", sample_images=images, work_dir=work), images, work
+
+
+def _activations(path: Path, images: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+    """Every op output of a TFLite model on ``images`` (stacked) and the tensors' details, by name."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from edgeghost.runtime import load_runner
+
+    x = load_runner(path).prepare(images)
+    interp = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True,
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    interp.allocate_tensors()
+    details = {t["index"]: t for t in interp.get_tensor_details()}
+    outs = [i for op in interp._get_ops_details() for i in op["outputs"]]
+    values: dict[str, list[np.ndarray]] = {details[i]["name"]: [] for i in outs}
+    for image in x:
+        interp.set_tensor(interp.get_input_details()[0]["index"], image[None])
+        interp.invoke()
+        for i in outs:
+            values[details[i]["name"]].append(interp.get_tensor(i).copy())
+    return {k: np.stack(v) for k, v in values.items()}, {details[i]["name"]: details[i] for i in outs}
+
+
+def test_percentile_narrowing_shrinks_ranges_and_clips_outliers(keras_model: tuple) -> None:
+    """Pins the private-TF-API percentile path: against min/max calibration on the same images, inner int8
+    activation ranges shrink, the model input and output keep theirs, and the fp32 model's largest activations
+    now lie outside the int8 range (they clip) while min/max ranges hold every calibration value."""
+    from edgeghost.export.tflite import check_full_integer, convert_fp32, convert_quantized, inspect_tflite
+
+    keras, images, work = keras_model
+    fp32 = convert_fp32(keras, work / "fp32.tflite")
+    minmax = convert_quantized(keras, work / "minmax.tflite", calib_images=images, method="minmax")
+    narrowed = convert_quantized(keras, work / "pct.tflite", calib_images=images)  # the default: percentile
+    for path in (minmax, narrowed):
+        check_full_integer(inspect_tflite(path))
+    float_values, _ = _activations(fp32, images)
+    _, mm = _activations(minmax, images)
+    _, pct = _activations(narrowed, images)
+    io = {inspect_tflite(minmax).output.name}
+    shrunk = kept = 0
+    clipped = {"minmax": 0, "percentile": 0}
+    for name, t in pct.items():
+        if name not in mm or name not in float_values or t["dtype"] != np.int8:
+            continue
+        (s_pct,), (z_pct,) = t["quantization_parameters"]["scales"], t["quantization_parameters"]["zero_points"]
+        (s_mm,), (z_mm,) = mm[name]["quantization_parameters"]["scales"], mm[name]["quantization_parameters"]["zero_points"]
+        if name in io:
+            assert (s_pct, z_pct) == (s_mm, z_mm), name  # the output keeps its calibrated range
+            continue
+        assert s_pct <= s_mm * (1 + 1e-6), name  # narrowing never widens a range
+        shrunk += s_pct < s_mm * (1 - 1e-3)
+        kept += 1
+        x = float_values[name].astype(np.float64)
+        for key, s, z in (("minmax", s_mm, z_mm), ("percentile", s_pct, z_pct)):
+            lo, hi = (-128 - z) * s, (127 - z) * s
+            clipped[key] += int(((x > hi + s) | (x < lo - s)).sum())
+    assert kept >= 20 and shrunk >= kept // 2, (shrunk, kept)
+    assert clipped["minmax"] == 0 and clipped["percentile"] > 0, clipped
+    assert inspect_tflite(narrowed).input == inspect_tflite(minmax).input  # q = pixel - 128 in both
+
+
+def test_random_noise_calibration_gives_a_valid_model(keras_model: tuple) -> None:
+    """--calib-random-noise's images (uniform pixels) still make a full-integer model with the exact input
+    contract; uniform noise spans 0..255, so q = pixel - 128 holds."""
+    from edgeghost.export.tflite import check_full_integer, convert_quantized, inspect_tflite
+
+    keras, images, work = keras_model
+    noise = np.random.default_rng(0).integers(0, 256, images.shape, dtype=np.uint8)
+    model = convert_quantized(keras, work / "noise.tflite", calib_images=noise)
+    facts = inspect_tflite(model)
+    check_full_integer(facts)
+    assert (facts.input.scale, facts.input.zero_point) == (1.0, -128)
+
+
+def test_int16x8_takes_only_minmax_ranges(keras_model: tuple) -> None:
+    from edgeghost.export.tflite import convert_quantized
+
+    keras, images, work = keras_model
+    with pytest.raises(ValueError, match="only min/max"):
+        convert_quantized(keras, work / "x.tflite", calib_images=images, mode="int16x8", method="percentile")
+
+
+def test_tensorflow_start_up_noise_is_dropped_and_other_stderr_kept() -> None:
+    """TensorFlow's native start-up lines (CUDA probing without a GPU, oneDNN notice, absl banner) vanish;
+    every other line written to fd 2 meanwhile, native or Python, still reaches the user."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys\n"
+        "from edgeghost.export.tflite import _import_tensorflow, quiet_tensorflow\n"
+        "tf = _import_tensorflow()\n"
+        "with quiet_tensorflow():\n"
+        "    tf.constant([1.0]) + 1.0  # the first op probes CUDA (cuInit) on a machine without a GPU\n"
+        "    os.write(2, b'a real native error\\n')\n"
+        "    print('a python warning', file=sys.stderr)\n"
+        "print('ok')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0 and proc.stdout == "ok\n", proc.stderr
+    for noise in ("cuInit", "absl::InitializeLog", "oneDNN", "cudart_stub", "cpu_feature_guard"):
+        assert noise not in proc.stderr, proc.stderr
+    assert proc.stderr.splitlines() == ["a real native error", "a python warning"], proc.stderr
+
+
+def test_int16x8_model_is_full_integer_and_runs_in_litert_and_tflm(keras_model: tuple, data_dir: Path) -> None:
+    """16-bit activations, 8-bit weights: integer end to end (its QUANTIZE ops only requantize int16 → int16,
+    which the contract used to reject, so --int16x8 always failed), closer to fp32 than int8, and TFLite-Micro
+    runs it with LiteRT's reference-kernel outputs."""
+    from edgeghost.data import load_split
+    from edgeghost.export.tflite import check_full_integer, convert_fp32, convert_quantized, inspect_tflite
+    from edgeghost.runtime import load_runner
+
+    keras, images, work = keras_model
+    model = convert_quantized(keras, work / "int16x8.tflite", calib_images=images, mode="int16x8")
+    facts = inspect_tflite(model)
+    check_full_integer(facts, mode="int16x8")
+    assert facts.input.dtype == facts.output.dtype == "int16" and facts.input.zero_point == 0
+    assert "int16" in facts.tensor_dtypes and not any(k.startswith("float") for k in facts.tensor_dtypes)
+    assert all(c == "QUANTIZE int16->int16" for c in facts.conversions), facts.conversions
+
+    test = load_split("fashion_mnist", "test", data_dir).images[:8]
+    ref = load_runner(model, reference_kernels=True)
+    x = ref.prepare(test)
+    assert x.dtype == np.int16
+    expected = ref.run_raw(x)
+    got = load_runner(model, backend="tflm").run_raw(x)
+    assert got.dtype == np.int16 and got.shape == expected.shape == (8, 10)
+    # A kernel-rounding LSB of a 16-bit output is ~1/30000 of its range; allow a few dozen of them.
+    assert np.abs(got.astype(np.int64) - expected).max() <= 64
+
+    fp32 = np.asarray(load_runner(convert_fp32(keras, work / "fp32_16.tflite")).predict(test), np.float64)
+    int8 = convert_quantized(keras, work / "int8_16.tflite", calib_images=images, method="minmax")
+    err16 = np.abs(np.asarray(ref.predict(test), np.float64) - fp32).max()
+    err8 = np.abs(np.asarray(load_runner(int8, reference_kernels=True).predict(test), np.float64) - fp32).max()
+    assert err16 < err8, (err16, err8)  # the same ranges in 16 bits: closer to fp32
