@@ -31,12 +31,15 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import EdgeGhostError
+from .export.firmware import CORTEX_M_TARGETS
 from .fileio import atomic_path, atomic_write_bytes, atomic_write_text, ensure_dir
 from .runtime import dequantize, load_runner, measure_latency, read_tflite
 from .runtime.tflm import TFLM_VS_REFERENCE_TOLERANCE_LSB
 
 SCHEMA = "edgeghost-bench-v2"  # v2: top-1 in percent (top1_pct), TFLM check as LSB counts, note per row
-DEVICES = ("host", "tflm", "rpi4")
+CORTEX_M = CORTEX_M_TARGETS  # firmware built per model and run under QEMU: instructions, flash, RAM, arena
+DEVICES = ("host", "tflm", "rpi4", *CORTEX_M)
+MCU_KERNELS = ("cmsis-nn", "reference")
 DEFAULT_MODEL = ("ghostnetv3_small", 1.0)  # what `edgeghost bench` measures when given nothing
 RESULT_FILES = ("results.json", "results.csv", "results.png")
 CHECK_INPUTS_WITHOUT_DATA = 4  # seeded example inputs for the TFLM vs LiteRT check of a model without eval data
@@ -57,7 +60,8 @@ FORMATS = {f.name: f for f in (
     Format("torch_deploy", "checkpoint",        ("host",),                 "PyTorch, deploy form (reparameterized)"),
     Format("onnx",         "model.onnx",        ("host", "rpi4"),          "ONNX, onnxruntime"),
     Format("tflite_fp32",  "model_fp32.tflite", ("host", "rpi4"),          "TFLite fp32, LiteRT"),
-    Format("tflite_int8",  "model_int8.tflite", ("host", "tflm", "rpi4"),  "TFLite full-integer int8 (LiteRT / TFLM)"),
+    Format("tflite_int8",  "model_int8.tflite", ("host", "tflm", "rpi4", *CORTEX_M),
+           "TFLite full-integer int8 (LiteRT / TFLM / Cortex-M firmware)"),
 )}
 
 
@@ -372,6 +376,12 @@ class BenchRow:
     threads: int | None = None
     trained: bool | None = None
     input_shape: list[int] | None = None
+    # Cortex-M devices: emulated instructions (QEMU -icount), not cycles; sizes of the firmware image
+    instructions: float | None = None  # mean per inference
+    instructions_per_mac: float | None = None
+    flash_kib: float | None = None
+    ram_kib: float | None = None
+    mcu: dict[str, Any] | None = None  # measure_cortex_m's whole report (per image, per op, calibration, tools)
     checks: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -448,6 +458,36 @@ def _bench_local(subject: Subject, fmt: str, device: str, evalset: EvalSet | Non
     return row
 
 
+def _bench_cortex_m(subject: Subject, fmt: str, device: str, evalset: EvalSet | None, *, kernels: str,
+                    mcu_images: int) -> BenchRow:
+    """Build the firmware for ``device`` around the int8 model, run it under QEMU on ``mcu_images`` eval images
+    (seeded inputs without eval data) and report instructions, flash, RAM and arena."""
+    from .export.firmware import measure_cortex_m
+
+    path = subject.files[fmt]
+    row = _row(subject, fmt, device, path)
+    facts = read_tflite(path)
+    hwc = tuple(facts.input.shape[1:])
+    images: np.ndarray | int = mcu_images
+    if evalset is not None and tuple(evalset.images.shape[1:]) == hwc:
+        images = evalset.images[:mcu_images]
+    report = measure_cortex_m(path, target=device, kernels=kernels, images=images)
+    counts = report["instructions"]
+    row.backend, row.kernels, row.threads = f"firmware ({report['qemu_machine']})", kernels, 1
+    row.input_shape = [int(d) for d in facts.input.shape]
+    row.instructions = float(counts["mean"])
+    row.instructions_per_mac = row.instructions / subject.macs if subject.macs else None
+    row.flash_kib, row.ram_kib = report["flash_bytes"] / 1024, report["ram_bytes"] / 1024
+    row.arena_kib = (report["arena_used_bytes"] or report["arena_bytes"]) / 1024
+    row.mcu = report
+    row.eval_samples = int(report["num_images"])
+    row.checks["firmware_equals_tflm_python"] = bool(report["identical_to_tflm_python"])
+    row.checks["instructions_spread"] = counts["spread"]
+    row.note = ("top-1: the firmware's outputs equal the TFLite-Micro interpreter's (see --device tflm); "
+                "instructions are emulated, not cycles")
+    return row
+
+
 def _bench_rpi4(jobs: list[tuple[Subject, str]], evalsets: dict[str, EvalSet | None], *, target: Any,
                 python: str | None, threads: int, reference_kernels: bool, latency: dict[str, Any],
                 max_temp_c: float | None) -> tuple[list[BenchRow], dict[str, Any]]:
@@ -510,6 +550,8 @@ def run_bench(
     target: Any = None,
     remote_python: str | None = None,
     max_temp_c: float | None = 70.0,
+    kernels: str = "cmsis-nn",
+    mcu_images: int = 4,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Benchmark every subject × format on ``device``; ``evalsets`` maps a subject label to its eval images
@@ -534,6 +576,8 @@ def run_bench(
                            "settings": {"formats": list(formats), "threads": threads, "warmup": warmup,
                                         "min_time_s": min_time_s, "min_runs": min_runs,
                                         "reference_kernels": reference_kernels}}
+    if device in CORTEX_M:
+        doc["settings"].update({"kernels": kernels, "mcu_images": mcu_images})
     if device == "rpi4":
         if runnable:
             remote_rows, result = _bench_rpi4(runnable, evalsets, target=target, python=remote_python,
@@ -546,8 +590,12 @@ def run_bench(
         for subject, fmt in tqdm(runnable, desc=f"bench {device}", unit="row", disable=not progress,
                                  file=sys.stderr):
             try:
-                rows.append(_bench_local(subject, fmt, device, evalsets.get(subject.label), threads=threads,
-                                         reference_kernels=reference_kernels, latency=latency))
+                if device in CORTEX_M:
+                    rows.append(_bench_cortex_m(subject, fmt, device, evalsets.get(subject.label), kernels=kernels,
+                                                mcu_images=mcu_images))
+                else:
+                    rows.append(_bench_local(subject, fmt, device, evalsets.get(subject.label), threads=threads,
+                                             reference_kernels=reference_kernels, latency=latency))
             except Exception as err:  # one format failing must not stop the others
                 rows.append(_row(subject, fmt, device, subject.files[fmt], status="run failed",
                                  error=f"{type(err).__name__}: {err}".splitlines()[0]))
@@ -587,6 +635,8 @@ class BenchRequest:
     force: bool = False
     target: Any = None  # SSHTarget for rpi4
     remote_python: str | None = None
+    kernels: str = "cmsis-nn"  # Cortex-M devices: CMSIS-NN or reference kernels
+    mcu_images: int = 4  # Cortex-M devices: eval images run in the firmware
 
 
 def results_dir(out: str | Path | None, device: str, *, force: bool = False, root: str | Path = "bench") -> Path:
@@ -616,8 +666,10 @@ def bench(request: BenchRequest, *, progress: bool = True) -> tuple[dict[str, An
     if r.device == "rpi4" and r.target is None:
         raise EdgeGhostError("--device rpi4 needs --host USER@HOST")
     threads = r.threads or (4 if r.device == "rpi4" else 1)
-    if threads < 1 or r.eval_samples < 1:
-        raise EdgeGhostError("--threads and --eval-samples must be >= 1")
+    if threads < 1 or r.eval_samples < 1 or r.mcu_images < 1:
+        raise EdgeGhostError("--threads, --eval-samples and --mcu-images must be >= 1")
+    if r.kernels not in MCU_KERNELS:
+        raise EdgeGhostError(f"unknown kernels {r.kernels!r}; choose one of: {', '.join(MCU_KERNELS)}")
     out_dir = results_dir(r.out, r.device, force=r.force)  # refused before anything long runs
     if r.json_path and Path(r.json_path).exists() and not r.force:
         raise EdgeGhostError(f"{r.json_path} already exists; pass --force to replace it")
@@ -645,7 +697,7 @@ def bench(request: BenchRequest, *, progress: bool = True) -> tuple[dict[str, An
     doc = run_bench(subjects, device=r.device, formats=formats, evalsets=evalsets, threads=threads,
                     reference_kernels=r.reference_kernels, warmup=r.warmup, min_time_s=r.min_time_s,
                     min_runs=r.min_runs, target=r.target, remote_python=r.remote_python, max_temp_c=r.max_temp_c,
-                    progress=progress)
+                    kernels=r.kernels, mcu_images=r.mcu_images, progress=progress)
     return doc, write_results(doc, out_dir, json_path=r.json_path)
 
 
@@ -680,27 +732,49 @@ def explain_checks(row: dict[str, Any]) -> list[str]:
     if "int8_equals_host" in c and not c["int8_equals_host"]:
         lines.append(f"{name}: the device's XNNPACK int8 outputs differ from the host's by up to "
                      f"{c.get('max_abs_diff_vs_host', 0):g} LSB (ARM and x86 kernels may round 1 LSB apart)")
+    if "firmware_equals_tflm_python" in c:
+        same = "equal" if c["firmware_equals_tflm_python"] else "DIFFER FROM"
+        lines.append(f"{name}: the firmware's int8 outputs on {row['eval_samples']} inputs {same} the TFLite-Micro "
+                     f"interpreter's; instructions per inference vary by {c['instructions_spread']:.3%} across them")
     if c.get("throttled_during_run"):
         lines.append(f"{name}: THROTTLED during the run {c['throttle_samples']}")
     return lines
 
 
+def _table_columns(device: str) -> list[tuple[str, Any]]:
+    """(header, cell(row)) of the console table: the Ultralytics layout, plus arena; Cortex-M devices show
+    instructions, flash and RAM instead of host latency."""
+    def lat(key: str, spec: str) -> Any:
+        return lambda r: _fmt((r["latency"] or {}).get(key), spec)
+
+    status = {"ok": "✅", "skipped": "➖ skipped"}
+    cols: list[tuple[str, Any]] = [
+        ("Model", lambda r: r["model"]), ("Format", lambda r: r["format"]),
+        ("Status", lambda r: status.get(r["status"], f"❌ {r['status']}")),
+        ("Size (MB)", lambda r: _fmt(r["size_mb"], ".3f")),
+    ]
+    if device in CORTEX_M:
+        return cols + [
+            ("Kernels", lambda r: r["kernels"] or "-"),
+            ("instr/inference", lambda r: _fmt(r["instructions"], ",.0f")),
+            ("instr/MAC", lambda r: _fmt(r["instructions_per_mac"], ".2f")),
+            ("flash KiB", lambda r: _fmt(r["flash_kib"], ".1f")), ("RAM KiB", lambda r: _fmt(r["ram_kib"], ".1f")),
+            ("arena KiB", lambda r: _fmt(r["arena_kib"], ".1f")),
+        ]
+    return cols + [("top-1 %", lambda r: _fmt(r["top1_pct"], ".2f")), ("ms/im", lat("median_ms", ".3f")),
+                   ("FPS", lat("fps", ".1f")), ("arena KiB", lambda r: _fmt(r["arena_kib"], ".1f"))]
+
+
 def format_table(doc: dict[str, Any]) -> str:
-    """The console table (Ultralytics layout plus model and arena columns) and the reasons for failed rows."""
-    header = ("Model", "Format", "Status", "Size (MB)", "top-1 %", "ms/im", "FPS", "arena KiB")
-    lines = []
-    for r in doc["rows"]:
-        lat = r["latency"] or {}
-        lines.append((
-            r["model"], r["format"], {"ok": "✅", "skipped": "➖ skipped"}.get(r["status"], f"❌ {r['status']}"),
-            _fmt(r["size_mb"], ".3f"), _fmt(r["top1_pct"], ".2f"), _fmt(lat.get("median_ms"), ".3f"),
-            _fmt(lat.get("fps"), ".1f"), _fmt(r["arena_kib"], ".1f"),
-        ))
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
+    """The console table and, below it, the reasons for failed rows and the checks in words."""
+    cols = _table_columns(doc["device"])
+    header = [h for h, _ in cols]
+    lines = [[str(cell(r)) for _, cell in cols] for r in doc["rows"]]
+    widths = [max(len(x) for x in col) for col in zip(header, *lines)]
     out = io.StringIO()
     out.write("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip() + "\n")
     for line in lines:
-        out.write("  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() + "\n")
+        out.write("  ".join(x.ljust(w) for x, w in zip(line, widths)).rstrip() + "\n")
     for r in doc["rows"]:
         if r["status"] != "ok" and r["error"]:
             out.write(f"{r['model']} {r['format']}: {r['status']}: {r['error']}\n")
@@ -708,6 +782,9 @@ def format_table(doc: dict[str, Any]) -> str:
             out.write(f"{r['model']} {r['format']}: {r['note']}\n")
         for line in explain_checks(r):
             out.write(line + "\n")
+    if doc["device"] in CORTEX_M and any(r["status"] == "ok" for r in doc["rows"]):
+        out.write("Instructions are emulated instructions (QEMU -icount shift=0, timer-calibrated), not cycles: a real "
+                  "core adds cycles for multi-cycle loads, multiplies, taken branches and flash wait states.\n")
     if doc.get("untrained"):
         out.write(f"WARNING: untrained weights ({', '.join(doc['untrained'])}): top-1 is meaningless; size and "
                   "latency are real. Pass --checkpoints to bench trained models.\n")
@@ -731,8 +808,8 @@ def format_device(remote: dict[str, Any]) -> str:
 
 
 CSV_FIELDS = ("model", "format", "device", "status", "size_mb", "params", "macs", "top1_pct", "eval_samples",
-              "median_ms", "p90_ms", "std_ms", "fps", "runs", "arena_kib", "backend", "kernels", "threads",
-              "trained", "file", "error", "note")
+              "median_ms", "p90_ms", "std_ms", "fps", "runs", "arena_kib", "instructions", "instructions_per_mac",
+              "flash_kib", "ram_kib", "backend", "kernels", "threads", "trained", "file", "error", "note")
 
 
 def to_csv(doc: dict[str, Any]) -> str:

@@ -328,3 +328,4 @@ def test_reparam_latency_benchmark_smoke_run(tmp_path: Path) -> None:
     assert (row["width"], row["batch"]) == (0.25, 1) and row["train_ms"] > 0 and row["deploy_ms"] > 0
     assert row["ratio"] == pytest.approx(row["deploy_ms"] / row["train_ms"], abs=1e-3)
     assert doc["goal"]["met"] is None and "--widths 0.25" in doc["command"] and doc["machine"]["cores"] >= 1
+

@@ -7,7 +7,8 @@ import sys
 
 from .device import add_ssh_arguments, ssh_target
 
-HELP = "benchmark formats (torch, onnx, tflite fp32/int8) on --device host|tflm|rpi4: top-1 %, size, latency"
+HELP = ("benchmark formats (torch, onnx, tflite fp32/int8) on --device host|tflm|rpi4|cortex-m*: top-1 %, size, "
+        "latency, arena; Cortex-M: instructions, flash, RAM")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,6 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-time", type=float, default=2.0, help="seconds of timed runs per row (default: %(default)s)")
     p.add_argument("--min-runs", type=int, default=10, help="timed runs at least (default: %(default)s)")
     p.add_argument("--max-temp", type=float, default=70.0, help="rpi4: wait until the SoC is below this °C")
+    p.add_argument("--kernels", default="cmsis-nn", help="cortex-m*: cmsis-nn or reference (default: %(default)s)")
+    p.add_argument("--mcu-images", type=int, default=4,
+                   help="cortex-m*: eval images run in the firmware under QEMU (default: %(default)s)")
     p.add_argument("--out", default=None,
                    help="results folder (default: a new bench/<device>-<date>-<time> for every run)")
     p.add_argument("--json", default=None, metavar="PATH", help="also write the results JSON here")
@@ -53,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         reference_kernels=args.reference_kernels, eval_data=args.eval_data, data_dir=args.data_dir,
         eval_samples=args.eval_samples, calib_samples=args.calib_samples, exports_dir=args.exports_dir,
         warmup=args.warmup, min_time_s=args.min_time, min_runs=args.min_runs, max_temp_c=args.max_temp,
-        out=args.out, json_path=args.json, force=args.force,
+        out=args.out, json_path=args.json, force=args.force, kernels=args.kernels, mcu_images=args.mcu_images,
         target=ssh_target(args) if args.device == "rpi4" and args.host else None, remote_python=args.remote_python,
     )
     doc, paths = bench.bench(request)
