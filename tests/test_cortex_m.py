@@ -1,0 +1,139 @@
+"""Cortex-M instruction counts: a tiny int8 CNN with a [1, 40, 40, 1] input (not 32×32×3, so the firmware's
+shapes come from the model) built into the bare-metal firmware, run under QEMU ``-icount shift=0`` with
+reference and CMSIS-NN kernels; and the same model in the host firmware.
+
+Truths checked: the counts are non-zero and identical run to run for a fixed model and input; the calibration
+loop agrees with the board's clock (or the count is refused); CMSIS-NN needs fewer instructions than the
+reference kernels; the per-op profile adds up to the whole inference within a stated tolerance.
+
+Needs a TFLite-Micro tree (found by ``edgeghost.export.firmware.find_tflm_root``), the Arm toolchain and
+qemu-system-arm. TFLM objects are shared with tests/test_firmware.py through the session's temp folder
+(``$EDGEGHOST_TFLM_CACHE`` keeps them across runs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeghost.errors import EdgeGhostError
+from edgeghost.export import firmware as fw
+
+SHAPE = (40, 40, 1)
+NUM_IMAGES = 2
+# The per-op sum leaves out the interpreter's loop between ops and the profiler hooks; on this 6-op model that
+# is a few hundred instructions of ~10^5. On the real models (benchmarks/results/cortex_m_suite.md) it is < 1 %.
+OPS_TOLERANCE = 0.05
+
+
+@pytest.fixture(scope="module")
+def tflm_root() -> Path:
+    try:
+        return fw.find_tflm_root(None, kernels="cmsis-nn")
+    except EdgeGhostError as err:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI has no TFLite-Micro tree: {err}")
+        pytest.skip(f"firmware tests skipped: {err}")
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return Path(os.environ.get("EDGEGHOST_TFLM_CACHE") or tmp_path_factory.getbasetemp() / "tflm-obj")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> fw.ModelSource:
+    tf = pytest.importorskip("tensorflow")
+    tf.keras.utils.set_random_seed(0)
+    inp = tf.keras.Input(SHAPE, batch_size=1)
+    x = tf.keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(inp)
+    x = tf.keras.layers.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+    x = tf.keras.layers.Conv2D(16, 1, activation="relu")(x)
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    model = tf.keras.Model(inp, tf.keras.layers.Dense(10)(x))
+    rng = np.random.default_rng(0)
+
+    def calibration():
+        for _ in range(8):
+            yield [rng.uniform(-128, 127, (1, *SHAPE)).astype(np.float32)]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = calibration
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = conv.inference_output_type = tf.int8
+    work = tmp_path_factory.mktemp("tiny")
+    path = work / "tiny40.tflite"
+    path.write_bytes(conv.convert())
+    return fw.model_from_tflite(path, work / "tflm")
+
+
+@pytest.fixture(scope="module")
+def images(tiny_model: fw.ModelSource) -> np.ndarray:
+    imgs, _ = fw.sample_images(tiny_model, num=NUM_IMAGES)
+    return imgs
+
+
+@pytest.fixture(scope="module")
+def m4_runs(tiny_model: fw.ModelSource, images: np.ndarray, tflm_root: Path, cache_dir: Path,
+            tmp_path_factory: pytest.TempPathFactory) -> dict[str, fw.FirmwareResult]:
+    out = tmp_path_factory.mktemp("m4")
+    return {k: fw.make_firmware(tiny_model, out / k, target="cortex-m4", kernels=k, images=images, run=True,
+                                tflm_dir=tflm_root, cache_dir=cache_dir)
+            for k in ("reference", "cmsis-nn")}
+
+
+@pytest.mark.parametrize("kernels", ["reference", "cmsis-nn"])
+def test_counts_are_calibrated_nonzero_and_deterministic(kernels: str, m4_runs: dict[str, fw.FirmwareResult],
+                                                         images: np.ndarray) -> None:
+    res = m4_runs[kernels]
+    assert res.check.identical and res.check.run.passed  # the counted firmware computes the right answer
+    counts = res.instructions
+    assert len(counts["per_image"]) == NUM_IMAGES and min(counts["per_image"]) > 10_000
+    cal = counts["calibration"]
+    assert abs(cal["instructions_per_tick"] / 40.0 - 1) < fw.CALIBRATION_TOLERANCE  # 25 MHz SysTick, 1 ns/insn
+    # Same ELF, same inputs, a second QEMU run: every count is identical, not merely close.
+    again = fw.instruction_counts("cortex-m4", fw.run_firmware(res.project))
+    assert again["per_image"] == counts["per_image"] and again["ops"] == counts["ops"]
+    assert (res.project / "instructions.json").is_file()
+
+
+def test_cmsis_nn_needs_fewer_instructions_than_reference(m4_runs: dict[str, fw.FirmwareResult]) -> None:
+    ref, cmsis = (m4_runs[k].instructions for k in ("reference", "cmsis-nn"))
+    assert cmsis["mean"] < ref["mean"]
+    ref_conv = next(r for r in ref["ops"] if r["op"] == "CONV_2D")
+    cmsis_conv = next(r for r in cmsis["ops"] if r["op"] == "CONV_2D")
+    assert cmsis_conv["instructions"] < ref_conv["instructions"]
+
+
+@pytest.mark.parametrize("kernels", ["reference", "cmsis-nn"])
+def test_per_op_profile_adds_up_to_the_inference(kernels: str, m4_runs: dict[str, fw.FirmwareResult]) -> None:
+    counts = m4_runs[kernels].instructions
+    ops = {r["op"]: r for r in counts["ops"]}
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "MEAN", "FULLY_CONNECTED"} <= set(ops)
+    assert ops["CONV_2D"]["count"] == 2 and ops["DEPTHWISE_CONV_2D"]["count"] == 1
+    assert 1 - OPS_TOLERANCE <= counts["ops_total"] / counts["profiled_inference"] <= 1
+    # The profiled inference is the first input again: the hooks themselves cost under OPS_TOLERANCE.
+    assert abs(counts["profiled_inference"] / counts["per_image"][0] - 1) < OPS_TOLERANCE
+    assert abs(sum(r["share"] for r in counts["ops"]) - counts["ops_total_vs_profiled"]) < 1e-6
+
+
+def test_a_wrong_clock_is_refused(m4_runs: dict[str, fw.FirmwareResult]) -> None:
+    run = m4_runs["reference"].check.run
+    instr, ticks = run.calibration
+    skewed = dataclasses.replace(run, calibration=(instr, round(ticks * 1.25)))  # as if the clock were 20 MHz
+    with pytest.raises(EdgeGhostError, match="calibration loop"):
+        fw.instruction_counts("cortex-m4", skewed)
+
+
+def test_40x40x1_input_runs_on_the_host_too(tiny_model: fw.ModelSource, images: np.ndarray, tflm_root: Path,
+                                            cache_dir: Path, tmp_path: Path) -> None:
+    assert tuple(tiny_model.info["input"]["shape"]) == (1, *SHAPE)
+    res = fw.make_firmware(tiny_model, tmp_path / "host", target="host", images=images, run=True,
+                           tflm_dir=tflm_root, cache_dir=cache_dir)
+    assert res.check.identical and res.instructions is None
+    np.testing.assert_array_equal(res.check.outputs, res.check.expected)
