@@ -35,6 +35,20 @@ def ensure_dir(path: str | Path) -> Path:
     return path
 
 
+def check_writable(path: str | Path) -> Path:
+    """Fail early, with one line, when ``path`` (a folder that may not exist yet) could not be created or
+    written — without creating anything."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UnwritableError(f"{path} exists and is not a folder")
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK) or str(probe.resolve()).startswith(("/proc", "/sys")):
+        raise UnwritableError(f"cannot write to {path}: {probe} is not a writable folder")
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, *, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temp path beside ``path``; on success it replaces ``path``, on error it is removed.

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EdgeGhostError
+from ..fileio import atomic_write_json
 from ..sysinfo import file_digest, tool_versions
 
 DEFAULT_MODEL = "ghostnetv3_small"
@@ -124,15 +125,19 @@ class _Source:
     std: tuple[float, ...]
     checkpoint: str | None
     trained: bool
+    preprocess: Any  # edgeghost.data.Preprocess: input size, channels, resize rule, mean/std
+    ckpt: dict[str, Any] | None = None  # the loaded checkpoint (its data split is reproduced exactly)
 
 
 def _load_source(
-    *, model: str | None, width: float | None, checkpoint: str | Path | None, dataset: str | None, seed: int
+    *, model: str | None, width: float | None, checkpoint: str | Path | None, dataset: str | None, seed: int,
+    data_dir: str | Path | None = None, img_size: int | None = None, in_chans: int | None = None,
 ) -> _Source:
     import torch
 
-    from ..data import get_spec
-    from ..models import check_width, create_model
+    from ..data import Preprocess, get_spec, load_split
+    from ..models import check_width
+    from ..training.checkpoint import build_model
 
     if checkpoint is not None:
         from ..training.checkpoint import load_checkpoint, model_from_checkpoint
@@ -142,16 +147,35 @@ def _load_source(
             raise EdgeGhostError(f"checkpoint {checkpoint} holds {ckpt['model']}, not {model}")
         if dataset is not None and dataset != ckpt["dataset"]:
             raise EdgeGhostError(f"checkpoint {checkpoint} was trained on {ckpt['dataset']}, not {dataset}")
+        pp = Preprocess.from_checkpoint(ckpt)
+        for flag, value, have in (("--img-size", img_size, pp.img_size), ("--in-chans", in_chans, pp.in_chans)):
+            if value is not None and int(value) != have:
+                raise EdgeGhostError(f"checkpoint {checkpoint} takes {pp.img_size}×{pp.img_size}×{pp.in_chans} "
+                                     f"input; {flag} {value} contradicts it")
         net = model_from_checkpoint(ckpt, width=width)
         classes = tuple(ckpt.get("classes") or get_spec(ckpt["dataset"]).classes)
         return _Source(net, ckpt["model"], float(ckpt["width"]), ckpt["dataset"], classes,
-                       tuple(ckpt["mean"]), tuple(ckpt["std"]), str(checkpoint), True)
+                       tuple(pp.mean), tuple(pp.std), str(checkpoint), True, pp, ckpt)
     name = model or DEFAULT_MODEL
-    spec = get_spec(dataset or DEFAULT_DATASET)
+    dataset = dataset or DEFAULT_DATASET
+    if dataset == "folder":
+        raise EdgeGhostError("export an image-folder model from its checkpoint (--checkpoint runs/NAME/best.pt)")
+    spec = get_spec(dataset)
     width = check_width(1.0 if width is None else width)
+    # The input contract an untrained model is built for (mean/std measured or known for the dataset).
+    pp = load_split(dataset, "test", data_dir, img_size=img_size, in_chans=in_chans).preprocess
     torch.manual_seed(seed)
-    net = create_model(name, width=width, num_classes=spec.num_classes).eval()
-    return _Source(net, name, width, spec.name, spec.classes, spec.mean, spec.std, None, False)
+    net = build_model(name, width=width, num_classes=spec.num_classes, preprocess=pp).eval()
+    return _Source(net, name, width, spec.name, spec.classes, tuple(pp.mean), tuple(pp.std), None, False, pp)
+
+
+def _split(src: _Source, split: str, data_dir: str | Path | None) -> Any:
+    """A split preprocessed exactly as the model's training data (the checkpoint's rule, or the defaults)."""
+    from ..data import load_split, split_for_checkpoint
+
+    if src.ckpt is not None:
+        return split_for_checkpoint(src.ckpt, split, data_dir)
+    return load_split(src.dataset, split, data_dir, preprocess=src.preprocess)
 
 
 def _pick(n_total: int, n: int, seed: int) -> np.ndarray:
@@ -192,31 +216,31 @@ def _load_data(src: _Source, *, data_dir: str | Path | None, quantize: bool, cal
                calib_random_noise: bool, eval_samples: int, seed: int) -> _Data:
     """Eval images from the test split, calibration images from the training split (same preprocessing as
     training: raw pixels, normalized inside the model). Untrained models also get BatchNorm statistics."""
-    from ..data import load_split
     from ..models import estimate_bn_statistics
 
-    test = load_split(src.dataset, "test", data_dir)
+    test = _split(src, "test", data_dir)
     if len(test) == 0:
         raise EdgeGhostError(f"no evaluation data: the {src.dataset} test split is empty")
     eval_idx = _pick(len(test), eval_samples, seed)
     train = None
     if (quantize and not calib_random_noise) or not src.trained:
-        train = load_split(src.dataset, "train", data_dir)
+        train = _split(src, "train", data_dir)
         if len(train) == 0:
             raise EdgeGhostError(f"no calibration data: the {src.dataset} training split is empty")
     if not src.trained:
-        estimate_bn_statistics(src.model, train.images[_pick(len(train), BN_STAT_IMAGES, seed + 2)],
+        estimate_bn_statistics(src.model, train.array(_pick(len(train), BN_STAT_IMAGES, seed + 2)),
                                mean=src.mean, std=src.std)
     calib_images, calib = None, {}
     if quantize and calib_random_noise:
-        calib_images = np.random.default_rng(seed).integers(0, 256, (calib_samples, 32, 32, 3), dtype=np.uint8)
+        calib_images = np.random.default_rng(seed).integers(0, 256, (calib_samples, *src.preprocess.hwc),
+                                                            dtype=np.uint8)
         calib = {"source": "UNIFORM RANDOM PIXELS (--calib-random-noise), not real images",
                  "samples": calib_samples, "seed": seed}
     elif quantize:
-        calib_images = train.images[_pick(len(train), calib_samples, seed + 1)]
+        calib_images = train.array(_pick(len(train), calib_samples, seed + 1))
         calib = {"source": f"{src.dataset} training split (real images)", "samples": len(calib_images),
                  "seed": seed + 1, "preprocessing": "raw pixels; the normalization is the model's first op"}
-    return _Data(test.images[eval_idx], test.labels[eval_idx], calib_images, calib)
+    return _Data(test.array(eval_idx), test.labels[eval_idx], calib_images, calib)
 
 
 # --- runtimes (all artefact invocation goes through edgeghost.runtime) -----------------------------------
@@ -324,7 +348,8 @@ def _run_stages(
         stages += [("torch train form", "-", train_logits), ("torch deploy form", "-", deploy_logits)]
 
     with _timed(timings, "onnx", verbose):
-        files["onnx"] = export_onnx(deployed, tmp / ARTIFACTS["onnx"][0])
+        files["onnx"] = export_onnx(deployed, tmp / ARTIFACTS["onnx"][0], in_chans=src.preprocess.in_chans,
+                                    img_size=src.preprocess.img_size)
         onnx_logits = _predict(files["onnx"], eval_images)
         checks["onnx_vs_torch_max_abs_diff"] = _check_parity(
             "ONNX (onnxruntime)", onnx_logits[: len(check_images)], deploy_logits[: len(check_images)],
@@ -451,9 +476,11 @@ def _manifest(src: _Source, tmp: Path, *, files: dict[str, Path], quant: dict[st
         rel = str(path.relative_to(tmp))
         hashes[rel] = {"sha256": file_digest(path), "bytes": path.stat().st_size}
     mean, std = list(src.mean), list(src.std)
+    h, w, c = src.preprocess.hwc
     inputs = {
-        "model.onnx": {"dtype": "float32", "shape": [1, 3, 32, 32], "layout": "NCHW", "range": "raw pixels 0..255"},
-        "model_fp32.tflite": {"dtype": "float32", "shape": [1, 32, 32, 3], "layout": "NHWC",
+        "shape": [1, h, w, c], "layout": "NHWC",  # what every TFLite model and the firmware take
+        "model.onnx": {"dtype": "float32", "shape": [1, c, h, w], "layout": "NCHW", "range": "raw pixels 0..255"},
+        "model_fp32.tflite": {"dtype": "float32", "shape": [1, h, w, c], "layout": "NHWC",
                               "range": "raw pixels 0..255"},
     }
     if "int8" in quant:
@@ -477,6 +504,7 @@ def _manifest(src: _Source, tmp: Path, *, files: dict[str, Path], quant: dict[st
                                                        f"{src.dataset} training images"})},
         "dataset": src.dataset,
         "labels": list(src.classes),
+        "preprocess": src.preprocess.to_dict(),
         "normalization": {
             "mean": mean, "std": std, "inside_model": True,
             "formula": "x = (pixel / 255 - mean) / std, applied by the model's first op (1x1 depthwise conv)",
@@ -497,6 +525,22 @@ def _manifest(src: _Source, tmp: Path, *, files: dict[str, Path], quant: dict[st
 
 # --- the entry point --------------------------------------------------------------------------------------
 
+def width_tag(width: float) -> str:
+    """``w0.25``, ``w0.5``, ``w1.0``, ``w2.8``: the width as written on the command line."""
+    text = f"{float(width):g}"
+    return f"w{text if '.' in text else text + '.0'}"
+
+
+def default_export_dir(model: str, width: float, checkpoint: str | Path | None) -> Path:
+    """Where an export goes without ``--out``: named after the run for a checkpoint (``runs/demo/best.pt`` →
+    ``exports/demo``), ``exports/<model>_<width>_untrained`` for random weights."""
+    if checkpoint is None:
+        return Path("exports") / f"{model}_{width_tag(width)}_untrained"
+    ckpt = Path(checkpoint)
+    stem = ckpt.parent.name if ckpt.stem in ("best", "last") and ckpt.parent.name else ckpt.stem
+    return Path("exports") / (stem or f"{model}_{width_tag(width)}")
+
+
 def export_model(
     *,
     model: str | None = None,
@@ -512,6 +556,8 @@ def export_model(
     calib_method: str = "percentile",
     eval_samples: int = DEFAULT_EVAL_SAMPLES,
     layer_report: bool = False,
+    img_size: int | None = None,
+    in_chans: int | None = None,
     seed: int = 0,
     verbose: bool = True,
 ) -> ExportResult:
@@ -522,7 +568,9 @@ def export_model(
         width: width multiplier (default 1.0; with a checkpoint it must match it).
         checkpoint: an edgeghost checkpoint; model, width, dataset, classes and normalization come from it.
             Without one the model has untrained random weights (seeded), and a loud warning says so.
-        out: destination folder (default ``exports/<model>_w<width>``); replaced atomically.
+        out: destination folder (default: ``exports/<run>`` for a checkpoint ``runs/<run>/*.pt``,
+            ``exports/<model>_w<width>_untrained`` without one, so an untrained export never replaces a
+            trained one); replaced atomically.
         int8: also write the int8 model (calibrated on real training images) and the ``tflm/`` folder.
         int16x8: also write a 16-bit-activation / 8-bit-weight model.
         dataset: dataset for calibration/evaluation without a checkpoint (default ``fashion_mnist``).
@@ -533,6 +581,8 @@ def export_model(
             ``minmax`` (TFLite's default ranges); see :func:`edgeghost.export.tflite.convert_quantized`.
         layer_report: also write ``int8_layers.json``/``.md``, the per-layer int8 error report.
         eval_samples: number of test images for the parity checks and the fidelity ladder.
+        img_size, in_chans: input size and channels of an untrained model (default 32 and 3); with a
+            checkpoint they come from it (and must agree when given).
         seed: seed for the untrained weights and the image samples.
         verbose: print stage progress to stderr (the untrained-weights warning is printed regardless).
     """
@@ -548,10 +598,11 @@ def export_model(
         raise EdgeGhostError(f"eval_samples must be >= 1, got {eval_samples}")
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
-    src = _load_source(model=model, width=width, checkpoint=checkpoint, dataset=dataset, seed=seed)
+    src = _load_source(model=model, width=width, checkpoint=checkpoint, dataset=dataset, seed=seed,
+                       data_dir=data_dir, img_size=img_size, in_chans=in_chans)
     if not src.trained:
         _say(UNTRAINED_WARNING.format(model=src.name, width=src.width), True)
-    out_dir = Path(out) if out is not None else Path("exports") / f"{src.name}_w{src.width:g}"
+    out_dir = Path(out) if out is not None else default_export_dir(src.name, src.width, src.checkpoint)
     # Data before the output folder: a missing dataset fails before anything is written.
     with _timed(timings, "load data", verbose):
         data = _load_data(src, data_dir=data_dir, quantize=int8 or int16x8, calib_samples=calib_samples,
@@ -565,7 +616,7 @@ def export_model(
             timings=timings, verbose=verbose)
         timings["total"] = round(time.perf_counter() - t_start, 3)
         manifest["timings_s"] = timings
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        atomic_write_json(tmp / "manifest.json", manifest)
         _commit(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -135,7 +135,9 @@ def test_bf16_autocast_and_channels_last_on_cpu(data, tmp_path):
 def test_ddp_with_gloo_on_two_cpu_processes(data, tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "edgeghost", *tiny(data, out, "--epochs", "1", "--model", "resnet8")]
+           "-m", "edgeghost", *tiny(data, out, "--epochs", "1", "--model", "resnet8", width="0.5")]
+    # width 0.5: at 0.25 (4-channel convs, 8 images per process) oneDNN's 1-thread conv backward in torch 2.14.1
+    # corrupts the heap under DDP even with the stem workaround in edgeghost.training.train (upstream bug).
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]

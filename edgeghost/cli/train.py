@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-HELP = "train a model (authors' GN-S recipe by default); --resume RUN continues a run"
+HELP = ("train a model (authors' GN-S recipe by default) on a dataset or your image folder; --resume RUN "
+        "continues a run; --qat --from CKPT fine-tunes for int8")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -15,8 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..training import TrainConfig, config_from_args, fit
+    from ..training import TrainConfig, config_from_args, train
 
-    result = fit(config_from_args(args, TrainConfig))
+    result = train(config_from_args(args, TrainConfig))
     print(json.dumps({k: result[k] for k in ("run_dir", "best_acc", "epochs_done", "params")}))
     return 0

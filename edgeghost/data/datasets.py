@@ -1,12 +1,14 @@
-"""Datasets in their real on-disk formats, as uint8 NHWC arrays of 32×32×3 images.
+"""Datasets in their real on-disk formats, as uint8 NHWC images at the model's input shape.
 
 - ``cifar10`` / ``cifar100``: the python-pickle batches (``cifar-10-batches-py/``, ``cifar-100-python/``).
-- ``fashion_mnist``: IDX files (gzipped or not), e.g. Debian's ``dataset-fashion-mnist`` package. The 28×28
-  grey images are zero-padded to 32×32 (2 px each side; the background is 0) and replicated to 3 channels
-  so every model, export and firmware takes the same 32×32×3 input.
+- ``fashion_mnist``: IDX files (gzipped or not), e.g. Debian's ``dataset-fashion-mnist`` package. By default
+  the 28×28 grey images are zero-padded to 32×32 (2 px each side; the background is 0) and replicated to 3
+  channels so the paper's 32×32×3 models apply unchanged; ``in_chans=1`` keeps the one grey channel.
+- ``folder``: your own images in class folders (:mod:`edgeghost.data.folder`), decoded lazily from disk.
 
-One reader per format; everything else (training, calibration, evaluation, benchmarks) goes through
-:func:`load_split`.
+One reader per format; everything else (training, calibration, evaluation, benchmarks, firmware test images)
+goes through :func:`open_dataset` / :func:`load_split` / :func:`split_for_checkpoint` with a
+:class:`~edgeghost.data.preprocess.Preprocess`.
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import EdgeGhostError
 from ..sysinfo import file_digest
+from .folder import FolderImages, open_folder
+from .preprocess import Preprocess, check_shape, convert_channels, fit_size, measure_stats
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -58,18 +63,24 @@ SPECS: dict[str, DatasetSpec] = {
 
 @dataclass
 class Split:
-    images: np.ndarray  # uint8, (N, 32, 32, 3), NHWC
+    images: Any  # uint8 (N, H, W, C) NHWC: an ndarray, or a lazy FolderImages for image folders
     labels: np.ndarray  # int64, (N,)
     spec: DatasetSpec
+    preprocess: Preprocess
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, n: int | None) -> "Split":
-        """The first ``n`` samples (all when ``n`` is None)."""
+        """The first ``n`` samples (all when ``n`` is None); stays lazy for image folders."""
         if n is None or n >= len(self):
             return self
-        return Split(self.images[:n], self.labels[:n], self.spec)
+        images = self.images.view(slice(0, n)) if isinstance(self.images, FolderImages) else self.images[:n]
+        return Split(images, self.labels[:n], self.spec, self.preprocess)
+
+    def array(self, index: Any = slice(None)) -> np.ndarray:
+        """Decoded uint8 NHWC images (all, a slice or an index array)."""
+        return np.ascontiguousarray(self.images[index])
 
 
 def get_spec(name: str) -> DatasetSpec:
@@ -110,6 +121,7 @@ def _find(root: Path, stem: str) -> Path:
 
 
 def _load_fashion_mnist(split: str, data_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """Native 28×28×1 uint8 images and labels."""
     root = data_dir if data_dir is not None else DEBIAN_FASHION_MNIST
     if not root.is_dir():
         raise EdgeGhostError(
@@ -121,11 +133,7 @@ def _load_fashion_mnist(split: str, data_dir: Path | None) -> tuple[np.ndarray, 
     labels = read_idx(_find(root, f"{prefix}-labels-idx1-ubyte"))
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise EdgeGhostError(f"Fashion-MNIST files in {root} disagree: images {images.shape}, labels {labels.shape}")
-    h, w = images.shape[1:]
-    top, left = (32 - h) // 2, (32 - w) // 2
-    padded = np.zeros((len(images), 32, 32), np.uint8)
-    padded[:, top : top + h, left : left + w] = images
-    return np.repeat(padded[..., None], 3, axis=-1), labels.astype(np.int64)
+    return images[..., None], labels.astype(np.int64)
 
 
 # --- CIFAR python pickles ----------------------------------------------------------------------------------
@@ -226,24 +234,169 @@ def _load_cifar(
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def load_split(
-    name: str, split: str, data_dir: str | Path | None = None, *, verify: bool = True, download: bool = True
-) -> Split:
-    """Load the ``train`` or ``test`` split of a dataset as uint8 NHWC 32×32×3 images and int64 labels.
+# --- one entry point -----------------------------------------------------------------------------------
 
-    CIFAR files are checked against the official MD5s (``verify``) and, when the folder is absent,
-    downloaded with torchvision (``download``; needs internet, otherwise one error says where to put them).
+NATIVE_HWC = {"cifar10": (32, 32, 3), "cifar100": (32, 32, 3), "fashion_mnist": (28, 28, 1)}
+FOLDER = "folder"
+DATASETS = (*sorted(SPECS), FOLDER)
+
+
+def default_preprocess(name: str, img_size: int | None = None, in_chans: int | None = None) -> Preprocess:
+    """The resize rule (and defaults) for a dataset at a model input size; mean/std not yet filled in.
+
+    Built-in datasets default to 32×32×3 (Fashion-MNIST zero-padded 28→32 and replicated to 3 channels, so the
+    paper's models apply unchanged; ``in_chans=1`` uses its one grey channel natively). Image folders default
+    to 32×32×3 with the shorter-side + centre-crop rule.
     """
-    spec = get_spec(name)
-    if split not in ("train", "test"):
-        raise EdgeGhostError(f"split must be 'train' or 'test', got {split!r}")
-    root = Path(data_dir) if data_dir is not None else None
-    if root is not None and not root.is_dir():
-        raise EdgeGhostError(f"data directory {root} does not exist")
+    size = 32 if img_size is None else int(img_size)
+    chans = 3 if in_chans is None else int(in_chans)
+    check_shape(size, chans)
+    if name == FOLDER:
+        return Preprocess(size, chans, "shorter-side-crop")
+    h, w, _ = NATIVE_HWC[name]
+    if size == h:
+        rule = "none"
+    elif size > h and (size - h) % 2 == 0:
+        rule = "pad"
+    else:
+        rule = "resize"
+    return Preprocess(size, chans, rule)
+
+
+def _known_stats(name: str, pp: Preprocess) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """The published/recorded statistics where they apply (built-in dataset at its 32×32 default)."""
+    spec = SPECS.get(name)
+    if spec is None or pp.img_size != 32 or pp.resize == "resize":
+        return None
+    if pp.in_chans == 3:
+        return spec.mean, spec.std
+    if name == "fashion_mnist":  # grey replicated: every channel has the same statistics
+        return spec.mean[:1], spec.std[:1]
+    return None
+
+
+def _builtin(name: str, split: str, root: Path | None, pp: Preprocess, *, verify: bool, download: bool):
     if name == "fashion_mnist":
         images, labels = _load_fashion_mnist(split, root)
     else:
         images, labels = _load_cifar(name, split, root, verify=verify, download=download)
+    spec = SPECS[name]
     if labels.size and (labels.min() < 0 or labels.max() >= spec.num_classes):
         raise EdgeGhostError(f"{name} {split}: labels outside 0..{spec.num_classes - 1}")
-    return Split(np.ascontiguousarray(images), labels, spec)
+    images = fit_size(convert_channels(images, pp.in_chans), pp)
+    return np.ascontiguousarray(images), labels
+
+
+def _folder_splits(root: Path | None, pp: Preprocess, *, val_fraction: float, split_seed: int, skip_corrupt: bool):
+    if root is None:
+        raise EdgeGhostError("--dataset folder needs --data-dir DIR (DIR/train/<class>/*.png|jpg|bmp)")
+    classes, train, test, origin = open_folder(root, val_fraction=val_fraction, seed=split_seed,
+                                               skip_corrupt=skip_corrupt)
+    out = []
+    for files, labels in (train, test):
+        # A fixed shuffle, so that "the first N" (--train-samples, calibration, eval subsets) spans all classes.
+        order = np.random.default_rng(1234).permutation(len(files))
+        out.append((FolderImages([files[i] for i in order], pp), labels[order]))
+    return classes, out[0], out[1], origin
+
+
+def _spec(name: str, classes: tuple[str, ...], pp: Preprocess) -> DatasetSpec:
+    hflip = SPECS[name].hflip if name in SPECS else True
+    return DatasetSpec(name, tuple(classes), tuple(pp.mean), tuple(pp.std), hflip)
+
+
+def open_dataset(
+    name: str,
+    data_dir: str | Path | None = None,
+    *,
+    img_size: int | None = None,
+    in_chans: int | None = None,
+    preprocess: Preprocess | None = None,
+    verify: bool = True,
+    download: bool = True,
+    val_fraction: float = 0.1,
+    split_seed: int = 0,
+    skip_corrupt: bool = False,
+) -> tuple[Split, Split]:
+    """The train and test (or val) splits of a dataset at the model's input shape, with the run's
+    :class:`Preprocess` (mean/std measured on the training split unless ``preprocess`` carries them)."""
+    if name not in DATASETS:
+        raise EdgeGhostError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+    root = Path(data_dir) if data_dir is not None else None
+    if root is not None and not root.is_dir():
+        raise EdgeGhostError(f"data directory {root} does not exist")
+    pp = preprocess or default_preprocess(name, img_size, in_chans)
+    if name == FOLDER:
+        classes, (tr_x, tr_y), (te_x, te_y), _ = _folder_splits(
+            root, pp, val_fraction=val_fraction, split_seed=split_seed, skip_corrupt=skip_corrupt)
+    else:
+        classes = SPECS[name].classes
+        tr_x, tr_y = _builtin(name, "train", root, pp, verify=verify, download=download)
+        te_x, te_y = _builtin(name, "test", root, pp, verify=verify, download=download)
+    if not pp.mean:
+        stats = _known_stats(name, pp) or measure_stats(tr_x)
+        pp = pp.with_stats(*stats)
+        if isinstance(tr_x, FolderImages):
+            tr_x, te_x = FolderImages(tr_x.files, pp), FolderImages(te_x.files, pp)
+    spec = _spec(name, classes, pp)
+    return Split(tr_x, tr_y, spec, pp), Split(te_x, te_y, spec, pp)
+
+
+def load_split(
+    name: str,
+    split: str,
+    data_dir: str | Path | None = None,
+    *,
+    preprocess: Preprocess | None = None,
+    img_size: int | None = None,
+    in_chans: int | None = None,
+    verify: bool = True,
+    download: bool = True,
+    val_fraction: float = 0.1,
+    split_seed: int = 0,
+    skip_corrupt: bool = False,
+) -> Split:
+    """One split (``train`` or ``test``) of :func:`open_dataset`; ``preprocess`` (e.g. a checkpoint's)
+    reproduces a run's input exactly. Built-in datasets read only the split asked for."""
+    if split not in ("train", "test"):
+        raise EdgeGhostError(f"split must be 'train' or 'test', got {split!r}")
+    if name in SPECS:
+        root = Path(data_dir) if data_dir is not None else None
+        if root is not None and not root.is_dir():
+            raise EdgeGhostError(f"data directory {root} does not exist")
+        pp = preprocess or default_preprocess(name, img_size, in_chans)
+        images, labels = _builtin(name, split, root, pp, verify=verify, download=download)
+        if not pp.mean:
+            stats = _known_stats(name, pp)
+            if stats is None:
+                train = images if split == "train" else _builtin(name, "train", root, pp, verify=verify,
+                                                                   download=download)[0]
+                stats = measure_stats(train)
+            pp = pp.with_stats(*stats)
+        return Split(images, labels, _spec(name, SPECS[name].classes, pp), pp)
+    train, test = open_dataset(name, data_dir, img_size=img_size, in_chans=in_chans, preprocess=preprocess,
+                               verify=verify, download=download, val_fraction=val_fraction, split_seed=split_seed,
+                               skip_corrupt=skip_corrupt)
+    return train if split == "train" else test
+
+
+def split_for_checkpoint(
+    ckpt: dict, split: str, data_dir: str | Path | None = None, *, verify: bool = True, download: bool = True
+) -> Split:
+    """The ``split`` of the data a checkpoint was trained on, preprocessed exactly as in training (size,
+    channels, resize rule, mean/std from the checkpoint); the folder and its split come from the run's config
+    unless ``data_dir`` is given. Checks that the classes still match."""
+    cfg = ckpt.get("config") or {}
+    pp = Preprocess.from_checkpoint(ckpt)
+    name = ckpt["dataset"]
+    where = data_dir if data_dir is not None else (ckpt.get("data_dir") or cfg.get("data_dir"))
+    out = load_split(name, split, where, preprocess=pp, verify=verify, download=download,
+                     val_fraction=float(cfg.get("val_fraction", 0.1)), split_seed=int(cfg.get("split_seed", 0)),
+                     skip_corrupt=bool(cfg.get("skip_corrupt", False)))
+    classes = list(ckpt.get("classes") or [])
+    if classes and list(out.spec.classes) != classes:
+        raise EdgeGhostError(
+            f"{ckpt.get('path', 'checkpoint')} was trained on classes {classes}, {where or name} has "
+            f"{list(out.spec.classes)}"
+        )
+    return out

@@ -8,18 +8,29 @@ Data order and augmentation are therefore a pure function of the epoch, which is
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, SequentialSampler
+from torch.utils.data._utils.collate import default_collate
 
+from ..errors import EdgeGhostError
 from .datasets import DatasetSpec, Split
+from .folder import FolderImages
 
 
 class SplitDataset(Dataset):
-    """``(uint8 HWC image tensor, int64 label)`` pairs of a :class:`Split`; no per-sample work."""
+    """``(uint8 HWC image tensor, int64 label)`` pairs of a :class:`Split`.
+
+    In-RAM splits are fetched a whole batch at a time (``__getitems__``: one index gather, no per-sample Python);
+    image folders decode one file per item (in DataLoader workers when ``workers`` > 0).
+    """
 
     def __init__(self, split: Split) -> None:
-        self.images = torch.from_numpy(np.ascontiguousarray(split.images))
+        self.lazy = isinstance(split.images, FolderImages)
+        self.images = split.images if self.lazy else torch.from_numpy(np.ascontiguousarray(split.images))
         self.labels = torch.from_numpy(split.labels)
         self.spec = split.spec
 
@@ -27,7 +38,52 @@ class SplitDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.lazy:
+            return torch.from_numpy(self.images.load(int(index))), self.labels[index]
         return self.images[index], self.labels[index]
+
+    def __getitems__(self, indices: list[int]) -> Any:
+        if self.lazy:
+            return [self[i] for i in indices]
+        idx = torch.as_tensor(indices, dtype=torch.int64)
+        return _Batch((self.images[idx], self.labels[idx]))
+
+
+class _Batch(tuple):
+    """A batch that is already collated (from ``SplitDataset.__getitems__``)."""
+
+
+def _collate(batch: Any) -> Any:
+    if isinstance(batch, _Batch):
+        return tuple(batch)
+    return default_collate(batch)
+
+
+class _Loader(DataLoader):
+    """A DataLoader whose worker errors surface as the original one-line :class:`EdgeGhostError` (a corrupt image
+    found mid-epoch names the file instead of printing a worker traceback)."""
+
+    def __iter__(self):  # type: ignore[override]
+        it = super().__iter__()
+        while True:
+            try:
+                yield next(it)
+            except StopIteration:
+                return
+            except EdgeGhostError:
+                raise
+            except Exception as err:
+                text = str(err)
+                if "EdgeGhostError" in text:
+                    last = next((ln for ln in reversed(text.strip().splitlines()) if ln.strip()), text)
+                    raise EdgeGhostError(last.split("EdgeGhostError:", 1)[-1].strip()) from None
+                raise
+
+
+def default_workers(split: Split) -> int:
+    """0 for in-RAM splits (augmentation runs on whole batches on the device); up to 4 decoding workers for
+    image folders."""
+    return min(4, os.cpu_count() or 1) if isinstance(split.images, FolderImages) else 0
 
 
 def make_loader(
@@ -36,20 +92,22 @@ def make_loader(
     batch_size: int,
     train: bool,
     seed: int = 0,
-    workers: int = 0,
+    workers: int | None = None,
     distributed: bool = False,
     drop_last: bool = False,
 ) -> DataLoader:
     """Loader of uint8 NHWC batches. Training order is reshuffled per epoch by :func:`set_epoch`."""
     dataset = SplitDataset(split)
+    workers = default_workers(split) if workers is None else workers
     if distributed:
         sampler = DistributedSampler(dataset, shuffle=train, seed=seed, drop_last=drop_last)
     elif train:
         sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
     else:
         sampler = SequentialSampler(dataset)
-    return DataLoader(
+    return _Loader(
         dataset,
+        collate_fn=_collate,
         batch_size=batch_size,
         sampler=sampler,
         num_workers=workers,

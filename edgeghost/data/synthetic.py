@@ -70,3 +70,32 @@ def write_synthetic_cifar(
             with (out / files[i]).open("wb") as f:
                 pickle.dump(batch, f, protocol=2)
     return Path(root)
+
+
+def write_synthetic_folder(
+    root: str | Path,
+    *,
+    classes: tuple[str, ...] = ("circle", "cross", "square"),
+    train: int = 60,
+    val: int = 0,
+    size: int = 40,
+    channels: int = 1,
+    seed: int = 0,
+    suffix: str = ".png",
+) -> Path:
+    """A class-folder image dataset (``root/train/<class>/*.png`` and, with ``val`` > 0, ``root/val/...``) of
+    learnable ``size``×``size`` images written with PIL, as a user's camera folder would be. Returns ``root``."""
+    from PIL import Image
+
+    root = Path(root)
+    shape = (size, size) if channels == 1 else (channels, size, size)
+    for split, n, s in (("train", train, seed), ("val", val, seed + 1)):
+        if n <= 0:
+            continue
+        images, labels = _class_images(n, len(classes), shape, s)
+        for i, (img, label) in enumerate(zip(images, labels)):
+            folder = root / split / classes[label]
+            folder.mkdir(parents=True, exist_ok=True)
+            pixels = img if channels == 1 else np.moveaxis(img, 0, -1)
+            Image.fromarray(pixels).save(folder / f"{i:05d}{suffix}")
+    return root

@@ -2,13 +2,12 @@
 
 A checkpoint holds everything a later stage needs to rebuild the model and its preprocessing without the
 command line that trained it: model name, width, num_classes, in_chans, dataset with classes and
-normalization, plus the training state (epoch, optimizer/scheduler/scaler/RNG) and metrics.
+normalization, its preprocessing (``preprocess``: input size, channels, resize rule, mean/std — see
+:mod:`edgeghost.data.preprocess`), plus the training state (epoch, optimizer/scheduler/scaler/RNG) and metrics.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,25 +15,34 @@ import torch
 from torch import nn
 
 from .. import __version__
+from ..data.preprocess import Preprocess
 from ..errors import EdgeGhostError
+from ..fileio import atomic_path
 
 FORMAT = "edgeghost-checkpoint-v1"
 REQUIRED_KEYS = ("format", "model", "width", "num_classes", "in_chans", "dataset", "mean", "std", "state_dict")
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temp file in the target folder, then rename: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """``torch.save`` through :func:`edgeghost.fileio.atomic_path`: a crash never leaves half a file."""
+    with atomic_path(path, suffix=".tmp") as tmp:
+        torch.save(obj, tmp)
+    return Path(path)
+
+
+def build_model(name: str, *, width: float, num_classes: int, preprocess: Preprocess) -> nn.Module:
+    """A registered model (train form) built for ``preprocess``'s input: ``in_chans`` always, ``img_size`` for
+    models whose layers depend on it (GhostNet's DFC gates upsample to static sizes); size-agnostic models
+    (global pooling only, e.g. ResNet-8) take any size."""
+    import inspect
+
+    from ..models import create_model
+    from ..models.registry import _MODELS
+
+    params = inspect.signature(_MODELS[name]).parameters.values() if name in _MODELS else ()
+    takes_size = any(p.name == "img_size" or p.kind is p.VAR_KEYWORD for p in params)
+    kwargs = {"img_size": preprocess.img_size} if takes_size else {}
+    return create_model(name, width=width, num_classes=num_classes, in_chans=preprocess.in_chans, **kwargs)
 
 
 def make_checkpoint(
@@ -47,11 +55,18 @@ def make_checkpoint(
     std: tuple[float, ...],
     epoch: int = 0,
     metrics: dict[str, Any] | None = None,
+    preprocess: Preprocess | None = None,
     **state: Any,
 ) -> dict[str, Any]:
     """Checkpoint dict for ``model`` (train form); extra keyword ``state`` (optimizer, scheduler, rng, args,
-    ...) is stored as given."""
+    ...) is stored as given. ``preprocess`` (input size, channels, resize rule, mean/std) defaults to the
+    model's 32-px input with ``mean``/``std``."""
     module = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    in_chans = int(getattr(module, "in_chans", 3))
+    if preprocess is None:
+        preprocess = Preprocess(int(getattr(module, "img_size", 32)), in_chans,
+                                "pad" if dataset == "fashion_mnist" and getattr(module, "img_size", 32) == 32 else "none",
+                                tuple(mean), tuple(std))
     return {
         "format": FORMAT,
         "edgeghost_version": __version__,
@@ -63,6 +78,7 @@ def make_checkpoint(
         "classes": list(classes),
         "mean": [float(v) for v in mean],
         "std": [float(v) for v in std],
+        "preprocess": preprocess.to_dict(),
         "epoch": int(epoch),
         "metrics": dict(metrics or {}),
         "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
@@ -93,16 +109,13 @@ def model_from_checkpoint(ckpt: dict[str, Any] | str | Path, *, width: float | N
 
     ``width``, when given, must match the checkpoint's: a mismatch is an error, not a silent rebuild.
     """
-    from ..models import create_model
-
     if not isinstance(ckpt, dict):
         ckpt = load_checkpoint(ckpt)
     where = ckpt.get("path", "checkpoint")
     if width is not None and abs(float(width) - float(ckpt["width"])) > 1e-9:
         raise EdgeGhostError(f"{where} holds {ckpt['model']} at width {ckpt['width']:g}, not width {width:g}")
-    model = create_model(
-        ckpt["model"], width=ckpt["width"], num_classes=ckpt["num_classes"], in_chans=ckpt["in_chans"]
-    )
+    model = build_model(ckpt["model"], width=ckpt["width"], num_classes=ckpt["num_classes"],
+                        preprocess=Preprocess.from_checkpoint(ckpt))
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as err:

@@ -20,8 +20,13 @@ class TrainConfig:
 
     model: str = _f("ghostnetv3_small", "registered model name")
     width: float = _f(1.0, "width multiplier")
-    dataset: str = _f("cifar10", "cifar10, cifar100 or fashion_mnist")
+    dataset: str = _f("cifar10", "cifar10, cifar100, fashion_mnist, or folder (your images: --data-dir DIR/train/<class>/)")
     data_dir: str | None = _f(None, "dataset folder (default: ./data for CIFAR, Debian's path for Fashion-MNIST)")
+    img_size: int | None = _f(None, "square input size N; images are padded/resized to N×N (default: 32)")
+    in_chans: int | None = _f(None, "input channels: 1 (greyscale) or 3 (RGB) (default: 3)")
+    val_fraction: float = _f(0.1, "folder without val/ or test/: stratified fraction of train/ held out")
+    split_seed: int = _f(0, "seed of that stratified split")
+    skip_corrupt: bool = _f(False, "skip unreadable images in a folder (counted) instead of stopping")
     out: str | None = _f(None, "run folder (default: runs/<model>_w<width>_<dataset>)")
     epochs: int = _f(200, "epochs of the schedule")
     batch_size: int = _f(256, "global batch size (split across DDP processes)")
@@ -36,7 +41,7 @@ class TrainConfig:
     seed: int = _f(0, "seed of init, data order and augmentation")
     train_samples: int | None = _f(None, "use only the first N training images (short runs)")
     test_samples: int | None = _f(None, "use only the first N test images")
-    workers: int = _f(0, "DataLoader worker processes (augmentation runs on the device, so 0 is usually enough)")
+    workers: int | None = _f(None, "DataLoader worker processes (default: 0 in RAM, up to 4 for image folders)")
     threads: int | None = _f(None, "torch CPU threads (default: torch's choice; 1 is often fastest on a busy machine)")
     device: str = _f("auto", "auto, cpu, cuda or cuda:N")
     amp: str = _f("auto", "auto (CUDA: bf16 where supported, else fp16; CPU: off), bf16, fp16 or off")
@@ -47,9 +52,11 @@ class TrainConfig:
     resume: str | None = _f(None, "continue the run in this folder (or this last.pt); its stored recipe wins over flags")
     stop_epoch: int | None = _f(None, "stop after this epoch (the schedule still spans --epochs; resume later)")
     progress: bool = _f(True, "show progress bars")
+    init_from: str | None = _f(None, "start from this checkpoint's weights (fine-tuning; a new schedule)")
+    qat: bool = _f(False, "quantization-aware fine-tuning of --from CKPT (emulates the int8 TFLite export)")
 
     def run_dir(self) -> str:
-        return self.out or f"runs/{self.model}_w{self.width:g}_{self.dataset}"
+        return self.out or f"runs/{self.model}_w{self.width:g}_{self.dataset}{'_qat' if self.qat else ''}"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -72,13 +79,14 @@ def add_config_arguments(
 ) -> None:
     """One flag per dataclass field (``--batch-size`` for ``batch_size``; booleans get ``--no-...``)."""
     hints = typing.get_type_hints(cls)
-    rename = rename or {}
+    rename = {"init_from": "from", **(rename or {})}
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         flag = "--" + rename.get(f.name, f.name).replace("_", "-")
         kind = _base_type(hints[f.name])
-        help_text = f"{f.metadata.get('help', '')} (default: {f.default})"
+        text = f.metadata.get("help", "")
+        help_text = text if "(default" in text or f.default is None else f"{text} (default: {f.default})"
         if kind is bool:
             parser.add_argument(
                 flag, dest=f.name, action=argparse.BooleanOptionalAction, default=f.default, help=help_text

@@ -29,10 +29,11 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from ..data import DatasetSpec, get_spec, load_split
+from ..data import DatasetSpec, Preprocess, open_dataset, split_for_checkpoint
 from ..data.loader import augment, make_loader, normalize, set_epoch
 from ..errors import EdgeGhostError
-from .checkpoint import atomic_torch_save, load_checkpoint, make_checkpoint
+from ..fileio import atomic_path, atomic_write_json, check_writable, ensure_dir
+from .checkpoint import atomic_torch_save, build_model, load_checkpoint, make_checkpoint
 from .config import TrainConfig
 
 # loss_hook(student_logits, labels, raw_images) -> scalar loss; raw_images is the augmented uint8 NHWC batch
@@ -269,16 +270,50 @@ def plot_metrics(metrics_path: str | Path, png_path: str | Path) -> Path:
 
 
 def save_figure(fig: Any, path: str | Path) -> Path:
-    """Save a matplotlib figure as PNG through a temp file + rename, then close it."""
+    """Save a matplotlib figure as PNG through :func:`edgeghost.fileio.atomic_path`, then close it."""
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
     fig.tight_layout()
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return Path(path)
+
+
+# torch 2.14.1 on x86 CPUs: oneDNN's backward of a dense conv with fewer than 8 input channels (the stem of a
+# narrow model, e.g. resnet8 --width 0.25) corrupted the heap ("free(): invalid next size", then abort) in
+# 1-thread training on this project's CI machine. Such convs run on PyTorch's native kernel while training on the
+# CPU; every other conv keeps oneDNN. The numbers are the same convolution, computed by another kernel.
+_ONEDNN_MIN_IN_CHANNELS = 8
+
+
+def _native_small_convs(model: nn.Module) -> int:
+    """Route dense convs with < 8 input channels around oneDNN (see above); returns how many."""
+    count = 0
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d) and m.groups == 1 and m.in_channels < _ONEDNN_MIN_IN_CHANNELS:
+            m.forward = _without_onednn(m.forward)  # type: ignore[method-assign]
+            count += 1
+    return count
+
+
+def _without_onednn(forward: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    def wrapped(x: torch.Tensor) -> torch.Tensor:
+        with torch.backends.mkldnn.flags(enabled=False):
+            return forward(x)
+
+    return wrapped
+
+
+def _load_weights(model: nn.Module, ckpt: dict[str, Any], cfg: TrainConfig) -> None:
+    if ckpt["model"] != cfg.model or abs(float(ckpt["width"]) - float(cfg.width)) > 1e-9:
+        raise EdgeGhostError(
+            f"--from {ckpt['path']} holds {ckpt['model']} w{ckpt['width']:g}, not {cfg.model} w{cfg.width:g}"
+        )
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as err:
+        raise EdgeGhostError(f"--from {ckpt['path']} does not fit: {str(err).strip().splitlines()[0]}") from None
 
 
 def fit(
@@ -286,41 +321,52 @@ def fit(
     *,
     loss_hook: LossHook | None = None,
     extra_state: dict[str, Any] | None = None,
+    model: nn.Module | None = None,
 ) -> dict[str, Any]:
     """Train ``cfg.model`` on ``cfg.dataset`` and return a summary (run folder, best/final top-1, throughput).
 
     ``loss_hook`` replaces cross-entropy (distillation; an ``nn.Module`` hook is moved to the device);
     ``extra_state`` is stored in every checkpoint (e.g. the distillation setup, so a resume can rebuild the
-    hook).
+    hook). ``model``, when given, is trained instead of one built from ``cfg`` (QAT passes its fake-quant
+    module); ``cfg.init_from`` starts a built model from a checkpoint's weights.
     Rank 0 writes ``last.pt`` every epoch, ``best.pt`` on a new best test top-1, ``metrics.jsonl`` and
     ``metrics.png`` in the run folder.
     """
-    from ..models import create_model
-
     resumed = None
     if cfg.resume:
         resumed = resume_checkpoint(cfg.resume)
         stored = TrainConfig.from_dict(resumed["config"])
-        # The schedule and data come from the stored run; only where/how to execute may change.
-        cfg = dataclasses.replace(
-            stored, resume=cfg.resume, stop_epoch=cfg.stop_epoch, progress=cfg.progress, device=cfg.device,
-            workers=cfg.workers, threads=cfg.threads, data_dir=cfg.data_dir or stored.data_dir,
-            out=str(Path(cfg.resume) if Path(cfg.resume).is_dir() else Path(cfg.resume).parent),
-        )
+        # The schedule, data and everything that affects the numbers come from the stored run; only where and
+        # how to execute may change (EXECUTION_FIELDS). Threads change float reduction order, so the stored
+        # value is kept unless --threads is given again.
+        given = {k: getattr(cfg, k) for k in EXECUTION_FIELDS}
+        given["threads"] = cfg.threads if cfg.threads is not None else stored.threads
+        given["data_dir"] = cfg.data_dir or stored.data_dir
+        given["out"] = str(Path(cfg.resume) if Path(cfg.resume).is_dir() else Path(cfg.resume).parent)
+        cfg = dataclasses.replace(stored, **given)
     run_dir = Path(cfg.run_dir())
     if resumed is None and (run_dir / "last.pt").exists():
         raise EdgeGhostError(f"{run_dir} already holds a run; pass --resume {run_dir} or choose another --out")
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise EdgeGhostError("--epochs and --batch-size must be >= 1")
+    check_writable(run_dir)  # an unwritable --out fails now, in one line, not after the first epoch
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     rt = make_runtime(cfg)
-    spec = get_spec(cfg.dataset)
+    init = load_checkpoint(cfg.init_from) if cfg.init_from and resumed is None else None
+    stored_pp = resumed if resumed is not None else init
+    preprocess = Preprocess.from_checkpoint(stored_pp) if stored_pp is not None and "preprocess" in stored_pp else None
+    train_split, test_split = open_dataset(
+        cfg.dataset, cfg.data_dir, img_size=cfg.img_size, in_chans=cfg.in_chans, preprocess=preprocess,
+        verify=cfg.verify, download=cfg.download, val_fraction=cfg.val_fraction, split_seed=cfg.split_seed,
+        skip_corrupt=cfg.skip_corrupt,
+    )
+    spec, preprocess = train_split.spec, train_split.preprocess
     hflip = spec.hflip if cfg.hflip is None else cfg.hflip
-    train_split = load_split(cfg.dataset, "train", cfg.data_dir, verify=cfg.verify, download=cfg.download)
-    test_split = load_split(cfg.dataset, "test", cfg.data_dir, verify=cfg.verify, download=cfg.download)
     train_split, test_split = train_split.subset(cfg.train_samples), test_split.subset(cfg.test_samples)
+    if len(train_split) == 0 or len(test_split) == 0:
+        raise EdgeGhostError(f"{cfg.dataset}: the training or evaluation split is empty")
     if rt.world_size > 1 and cfg.batch_size % rt.world_size:
         raise EdgeGhostError(f"--batch-size {cfg.batch_size} is not divisible by {rt.world_size} processes")
     local_batch = cfg.batch_size // rt.world_size
@@ -331,13 +377,18 @@ def fit(
     test_loader = make_loader(test_split, batch_size=max(local_batch, 256), train=False, workers=cfg.workers)
 
     seed_everything(cfg.seed)
-    model = create_model(cfg.model, width=cfg.width, num_classes=spec.num_classes, in_chans=3)
+    if model is None:
+        model = build_model(cfg.model, width=cfg.width, num_classes=spec.num_classes, preprocess=preprocess)
+        if init is not None:
+            _load_weights(model, init, cfg)
     if resumed is not None:
         try:
             model.load_state_dict(resumed["state_dict"])
         except RuntimeError as err:
             raise EdgeGhostError(f"{resumed['path']} does not fit {cfg.model}: {str(err).splitlines()[0]}") from None
     n_params = sum(p.numel() for p in model.parameters())
+    if rt.device.type == "cpu":
+        _native_small_convs(model)
     model.to(rt.device, memory_format=torch.channels_last if rt.channels_last else torch.preserve_format)
     if isinstance(loss_hook, nn.Module):
         loss_hook.to(rt.device)
@@ -366,8 +417,8 @@ def fit(
 
     metrics_path, summary = run_dir / "metrics.jsonl", {}
     if rt.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        ensure_dir(run_dir)
+        atomic_write_json(run_dir / "config.json", cfg.to_dict())
     end_epoch = min(cfg.epochs, cfg.stop_epoch) if cfg.stop_epoch else cfg.epochs
     gen_device = rt.device if rt.device.type == "cuda" else "cpu"
     for epoch in range(start_epoch, end_epoch):
@@ -385,7 +436,7 @@ def fit(
         if rt.main:
             ckpt = make_checkpoint(
                 model, model_name=cfg.model, dataset=cfg.dataset, classes=spec.classes, mean=spec.mean, std=spec.std,
-                epoch=epoch + 1, metrics=row, config=cfg.to_dict(), best_acc=best_acc, world_size=rt.world_size,
+                preprocess=preprocess, data_dir=_abs(cfg.data_dir), epoch=epoch + 1, metrics=row, config=cfg.to_dict(), best_acc=best_acc, world_size=rt.world_size,
                 optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
                 rng=_rng_state(), params=n_params, **(extra_state or {}),
             )
@@ -416,8 +467,14 @@ def fit(
     }
 
 
-# Config fields that say where/how a run executes; they may differ when a run is continued.
-_EXECUTION_FIELDS = (
+def _abs(path: str | None) -> str | None:
+    return str(Path(path).resolve()) if path else None
+
+
+# Config fields that say where/how a run executes: the only ones that may differ when a run is continued
+# (fit's resume and fit_or_skip's "same run?" check use this one list). ``threads`` is among them, but a resume
+# keeps the stored value unless it is given again (it changes float summation order).
+EXECUTION_FIELDS = (
     "out", "resume", "stop_epoch", "progress", "device", "workers", "threads", "data_dir", "download", "verify",
 )
 
@@ -430,8 +487,8 @@ def fit_or_skip(cfg: TrainConfig, **fit_kwargs: Any) -> dict[str, Any]:
     if not last.exists():
         return fit(cfg, **fit_kwargs)
     ckpt = resume_checkpoint(last)
-    stored = {k: v for k, v in ckpt["config"].items() if k not in _EXECUTION_FIELDS}
-    wanted = {k: v for k, v in cfg.to_dict().items() if k not in _EXECUTION_FIELDS}
+    stored = {k: v for k, v in ckpt["config"].items() if k not in EXECUTION_FIELDS}
+    wanted = {k: v for k, v in cfg.to_dict().items() if k not in EXECUTION_FIELDS}
     extra = fit_kwargs.get("extra_state") or {}
     differs = [k for k in wanted if stored.get(k) != wanted[k]] + [k for k in extra if ckpt.get(k) != extra[k]]
     if differs:
@@ -464,7 +521,7 @@ def evaluate_checkpoint(
 
     ckpt = load_checkpoint(checkpoint)
     model = model_from_checkpoint(ckpt, width=width)
-    split = load_split(ckpt["dataset"], "test", data_dir, verify=verify).subset(test_samples)
+    split = split_for_checkpoint(ckpt, "test", data_dir, verify=verify).subset(test_samples)
     if split.spec.num_classes != ckpt["num_classes"]:
         raise EdgeGhostError(
             f"{checkpoint} has {ckpt['num_classes']} classes but {ckpt['dataset']} has {split.spec.num_classes}"
@@ -488,3 +545,15 @@ def evaluate_checkpoint(
             max_logit_diff=float((train_form["logits"] - deploy_form["logits"]).abs().max()) if len(split) else 0.0,
         )
     return report
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """What ``edgeghost train`` runs: :func:`fit`, or with ``cfg.qat`` the quantization-aware fine-tune of
+    ``cfg.init_from`` (:func:`edgeghost.training.qat.qat_finetune`, which trains through :func:`fit` too)."""
+    if cfg.qat:
+        if not cfg.init_from and not cfg.resume:
+            raise EdgeGhostError("--qat fine-tunes a trained model: pass --from CKPT")
+        from .qat import qat_finetune
+
+        return qat_finetune(cfg, cfg.init_from)
+    return fit(cfg)
