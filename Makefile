@@ -15,7 +15,9 @@ ifndef DEMO_NAME
 DEMO_NAME := demo-$(shell date +%Y%m%d-%H%M%S)
 endif
 DEMO_RUN := runs/$(DEMO_NAME)
-DEMO_EXPORT := exports/$(DEMO_NAME)-best
+# The deploy half of the demo runs on a trained zoo model (shipped weights), the training half shows a short run.
+DEMO_ZOO ?= gns-w0.5-fmnist
+DEMO_EXPORT := exports/$(DEMO_NAME)-$(DEMO_ZOO)
 EG := $(BIN)/edgeghost
 # TFLite-Micro source trees for the firmware, found by the library's one rule (--tflm-dir, $TFLM_DIR,
 # ../shared/third_party/tflm beside the checkout, ~/.cache/edgeghost/tflm/<commit>); when none is found it clones
@@ -57,13 +59,15 @@ tflm: venv
 # fidelity ladder → benchmark on the host and in TFLite-Micro → build and run the host firmware.
 demo: venv apt-demo tflm
 	$(EG) info --model ghostnetv3_small --width 2.8
-	$(EG) train --model ghostnetv3_small --width 0.5 --dataset fashion_mnist --epochs 2 --train-samples 5000 \
-		--test-samples 2000 --batch-size 64 --lr 0.05 --weight-decay 5e-4 --warmup 0.1 --threads 1 --out $(DEMO_RUN)
-	$(EG) eval --checkpoint $(DEMO_RUN)/best.pt --deploy --test-samples 2000 --threads 1
-	$(EG) export --checkpoint $(DEMO_RUN)/best.pt --int8 --eval-samples 1000 --out $(DEMO_EXPORT)
-	$(EG) bench --device host --checkpoints $(DEMO_RUN)/best.pt --eval-samples 1000 --out bench/$(DEMO_NAME)-host
+	$(EG) train --model ghostnetv3_small --width 0.5 --dataset fashion_mnist --in-chans 1 --epochs 1 \
+		--train-samples 3000 --test-samples 1000 --batch-size 64 --lr 0.05 --weight-decay 5e-4 --warmup 0.1 \
+		--threads 1 --out $(DEMO_RUN)
+	$(EG) eval --checkpoint $(DEMO_RUN)/best.pt --deploy --test-samples 1000 --threads 1
+	$(EG) zoo
+	$(EG) export --pretrained $(DEMO_ZOO) --int8 --eval-samples 1000 --out $(DEMO_EXPORT)
+	$(EG) bench --device host --pretrained $(DEMO_ZOO) --eval-samples 1000 --out bench/$(DEMO_NAME)-host
 	$(EG) bench --device tflm --exports $(DEMO_EXPORT) --eval-samples 200 --out bench/$(DEMO_NAME)-tflm
-	$(EG) firmware --export $(DEMO_EXPORT) --target host --out build/$(DEMO_NAME)-fw --run
+	$(EG) firmware --export $(DEMO_EXPORT) --target host --out build/$(DEMO_NAME)-fw --num-images 16 --run
 
 test: venv apt-test tflm
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15

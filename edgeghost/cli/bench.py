@@ -16,6 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--device", choices=DEVICES, default="host", help="where to run (default: host)")
     p.add_argument("--checkpoints", nargs="+", default=[], metavar="CKPT", help="edgeghost checkpoints (.pt)")
+    p.add_argument("--pretrained", nargs="+", default=[], metavar="NAME", help="shipped zoo models (`edgeghost zoo`)")
     p.add_argument("--exports", nargs="+", default=[], metavar="DIR", help="export folders (edgeghost export)")
     p.add_argument("--model", nargs="+", default=[], metavar="FILE",
                    help="any .tflite/.onnx model file; top-1 with --eval-data for raw-pixel image classifiers, "
@@ -50,9 +51,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import bench
+    from ..zoo import pretrained_checkpoint
 
+    checkpoints = tuple(args.checkpoints) + tuple(str(pretrained_checkpoint(n)) for n in args.pretrained)
     request = bench.BenchRequest(
-        device=args.device, checkpoints=tuple(args.checkpoints), exports=tuple(args.exports),
+        device=args.device, checkpoints=checkpoints, exports=tuple(args.exports),
         models=tuple(args.model), study=args.study, formats=args.formats, threads=args.threads,
         reference_kernels=args.reference_kernels, eval_data=args.eval_data, data_dir=args.data_dir,
         eval_samples=args.eval_samples, calib_samples=args.calib_samples, exports_dir=args.exports_dir,

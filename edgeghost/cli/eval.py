@@ -9,7 +9,9 @@ HELP = "top-1 accuracy of a checkpoint on the test split; --deploy also checks t
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="a .pt written by edgeghost train/distill")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="a .pt written by edgeghost train/distill")
+    src.add_argument("--pretrained", metavar="NAME", help="a shipped zoo model (see `edgeghost zoo`)")
     p.add_argument("--deploy", action="store_true", help="also evaluate the reparameterized (deploy) form")
     p.add_argument("--width", type=float, default=None, help="expected width (a mismatch is an error)")
     p.add_argument("--data-dir", default=None, help="dataset folder (default: the dataset's usual place)")
@@ -27,8 +29,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    from ..zoo import resolve_checkpoint
+
     report = evaluate_checkpoint(
-        args.checkpoint, deploy=args.deploy, width=args.width, data_dir=args.data_dir,
+        resolve_checkpoint(args.checkpoint, args.pretrained), deploy=args.deploy, width=args.width, data_dir=args.data_dir,
         test_samples=args.test_samples, batch_size=args.batch_size, verify=args.verify,
     )
     if args.json:

@@ -9,6 +9,9 @@ HELP = "export a model or checkpoint to ONNX, TFLite fp32/int8 and TFLite-Micro 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", help="edgeghost checkpoint (model, width, dataset, normalization come from it)")
+    p.add_argument("--pretrained", metavar="NAME", help="a shipped zoo model (see `edgeghost zoo`) instead of --checkpoint")
+    p.add_argument("--img-size", type=int, help="input size of an untrained model (default 32; a checkpoint has its own)")
+    p.add_argument("--in-chans", type=int, help="input channels 1|3 of an untrained model (default 3)")
     p.add_argument("--model", help="registered model name without a checkpoint (default: ghostnetv3_small)")
     p.add_argument("--width", type=float, help="width multiplier 0.25–4.0 (default 1.0; must match a checkpoint)")
     p.add_argument("--out", help="output folder (default: exports/<model>_w<width>)")
@@ -32,12 +35,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edgeghost.export import export_model
+    from edgeghost.zoo import resolve_checkpoint
     from edgeghost.export.fidelity import ladder_table
 
     result = export_model(
         model=args.model,
         width=args.width,
-        checkpoint=args.checkpoint,
+        checkpoint=resolve_checkpoint(args.checkpoint, args.pretrained),
+        img_size=args.img_size,
+        in_chans=args.in_chans,
         out=args.out,
         int8=args.int8,
         int16x8=args.int16x8,

@@ -4,6 +4,7 @@ weights of finished runs into the package."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -34,8 +35,6 @@ def train(names: list[str], runs: Path) -> int:
 
 
 def ship(names: list[str], runs: Path) -> int:
-    import torch
-
     from ..training.checkpoint import atomic_torch_save, load_checkpoint
 
     WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -46,9 +45,12 @@ def ship(names: list[str], runs: Path) -> int:
             print(f"{name}: not finished, skipped")
             continue
         ckpt = load_checkpoint(best)
-        atomic_torch_save(weights_only(ckpt, entry), WEIGHTS_DIR / f"{name}.pt")
+        shipped = weights_only(ckpt, entry)
+        metrics = runs / name / "metrics.jsonl"
+        shipped["training_curve"] = [round(json.loads(line)["test_acc"], 2)
+                                     for line in metrics.read_text().splitlines() if line.strip()]
+        atomic_torch_save(shipped, WEIGHTS_DIR / f"{name}.pt")
         print(f"{name}: shipped {WEIGHTS_DIR / (name + '.pt')} (epoch {ckpt['epoch']}, {ckpt['best_acc']:.2f} %)")
-    del torch
     return 0
 
 

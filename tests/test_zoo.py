@@ -1,0 +1,65 @@
+"""The model zoo: shipped weights are trained (real accuracy on real test images), addressable by name, and the
+cards are generated from them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgeghost.cli import main
+from edgeghost.errors import EdgeGhostError
+from edgeghost.zoo import ZOO, pretrained_checkpoint, resolve_checkpoint, shipped
+from edgeghost.zoo.cards import CARDS_DIR, load_cards
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def test_every_shipped_model_is_a_zoo_entry_with_its_command() -> None:
+    assert shipped(), "no zoo weights are shipped"
+    from edgeghost.training.checkpoint import load_checkpoint
+
+    for name in shipped():
+        ckpt = load_checkpoint(pretrained_checkpoint(name))
+        entry = ZOO[name]
+        assert ckpt["model"] == entry.model and ckpt["width"] == entry.width
+        assert ckpt["zoo"]["command"] == entry.command() and "optimizer" not in ckpt
+        assert ckpt["epoch"] == entry.epochs and len(ckpt["training_curve"]) == entry.epochs
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_pretrained_weights_are_trained(capsys: pytest.CaptureFixture[str]) -> None:
+    from edgeghost.training import evaluate_checkpoint
+
+    for name in shipped():
+        report = evaluate_checkpoint(pretrained_checkpoint(name), test_samples=500, progress=False)
+        assert report["train_form_acc"] > 80.0, (name, report)  # chance is 10 %
+
+
+def test_unknown_or_missing_names_are_one_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(EdgeGhostError, match="unknown zoo model"):
+        pretrained_checkpoint("nope")
+    with pytest.raises(EdgeGhostError, match="not both"):
+        resolve_checkpoint("a.pt", shipped()[0])
+    assert main(["eval", "--pretrained", "nope"]) == 2
+    assert "unknown zoo model" in capsys.readouterr().err
+
+
+def test_zoo_lists_every_entry(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["zoo"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ZOO)
+    assert main(["zoo", "--json"]) == 0
+    cards = json.loads(capsys.readouterr().out)
+    assert [c["name"] for c in cards] == shipped()
+
+
+def test_cards_match_the_shipped_weights() -> None:
+    cards = load_cards()
+    if not cards:
+        pytest.skip("no cards generated yet (edgeghost zoo --cards)")
+    for card in cards:
+        assert card["weights"] == f"{card['name']}.pt" and card["name"] in shipped()
+        assert (CARDS_DIR / f"{card['name']}.md").is_file()
+        assert 0 <= card["int8_agreement"] <= 1 and card["top1"]["test_images"] > 0
