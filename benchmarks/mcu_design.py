@@ -9,8 +9,8 @@ real training images). Arena, sizes and instruction counts do not depend on the 
 - ``arena``: TFLite-Micro's measured minimum (``find_min_arena``, the number the export writes), split by the
   RecordingMicroAllocator into ``head`` (planned activations + scratch) and ``tail`` (persistent: node structs,
   eval tensors, per-channel multipliers); ``live_peak``: the largest sum of activation tensors alive at one op;
-- with ``--firmware``: flash / RAM of the Cortex-M4 CMSIS-NN build (``edgeghost firmware --build``) for the rows
-  marked ``firmware``.
+- with ``--firmware``: flash / RAM of the Cortex-M4 reference and CMSIS-NN builds (``edgeghost firmware --build``)
+  for the rows marked ``firmware``.
 
     TFLM_DIR=/work/shared/third_party/tflm nice -n 15 .venv/bin/python benchmarks/mcu_design.py [--firmware] \\
         [--only KEY ...] [--work DIR]
@@ -170,17 +170,18 @@ def measure(c: Candidate, work: Path, *, firmware: bool, tflm_dir: str | None) -
         "live_peak": live,
     }
     if firmware and c.firmware:
-        row["cortex_m4_cmsis_nn"] = _firmware(tflite, out, tflm_dir)
+        for kernels, key in (("reference", "cortex_m4_reference"), ("cmsis-nn", "cortex_m4_cmsis_nn")):
+            row[key] = _firmware(tflite, out, tflm_dir, kernels=kernels)
     row["measured_s"] = round(time.perf_counter() - t0, 1)
     return row
 
 
-def _firmware(tflite: Path, out: Path, tflm_dir: str | None) -> dict[str, Any]:
+def _firmware(tflite: Path, out: Path, tflm_dir: str | None, *, kernels: str) -> dict[str, Any]:
     from edgeghost.export import firmware as fw
 
     model = fw.model_from_tflite(tflite, out / "tflm")
     images, _ = fw.sample_images(model, num=2)
-    project = fw.generate_firmware(model, out / "fw_m4_cmsis", target="cortex-m4", kernels="cmsis-nn",
+    project = fw.generate_firmware(model, out / f"fw_m4_{kernels}", target="cortex-m4", kernels=kernels,
                                    test_images=images)
     binary = fw.build_firmware(project, tflm_dir=tflm_dir, cache_dir=Path.home() / ".cache/edgeghost/tflm-obj",
                                jobs=1)
@@ -191,21 +192,27 @@ def _markdown(result: dict[str, Any]) -> str:
     lines = [
         "# GN-S-MCU design study (untrained weights; input [1, 32, 32, 1])", "",
         f"Command: `{result['command']}`  ", f"Date: {result['date']}; machine: {result['machine']}", "",
-        "| key | what | params | MACs | conv ch Σ | ops | int8 B | arena B (head + tail) | live peak B | M4 CMSIS-NN "
-        "flash B | RAM B |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| key | what | params | MACs | conv ch Σ | ops | int8 B | arena B (head + tail) | live peak B | M4 reference "
+        "flash / RAM B | M4 CMSIS-NN flash / RAM B | M4 CMSIS-NN instructions |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     def n(value: Any) -> str:
         return "–" if value is None else f"{value:,}"
 
     for r in result["rows"]:
         a = r["arena_allocations"]
-        m4 = r.get("cortex_m4_cmsis_nn", {})
+        ref, m4 = r.get("cortex_m4_reference", {}), r.get("cortex_m4_cmsis_nn", {})
         lines.append(
             f"| {r['key']} | {r['what']} | {n(r['params_deploy'])} | {r['macs'] / 1e6:.2f} M | "
             f"{n(r['conv_channels'])} | {r['n_ops']} | {n(r['int8_bytes'])} | {n(r['arena'])} "
-            f"({n(a.get('head'))} + {n(a.get('tail'))}) | {n(r.get('live_peak'))} | {n(m4.get('flash'))} | "
-            f"{n(m4.get('ram'))} |")
+            f"({n(a.get('head'))} + {n(a.get('tail'))}) | {n(r.get('live_peak'))} | "
+            f"{n(ref.get('flash'))} / {n(ref.get('ram'))} | {n(m4.get('flash'))} / {n(m4.get('ram'))} | "
+            f"{n(m4.get('instructions_per_inference'))} |")
+    for r in result["rows"]:
+        profile = r.get("cortex_m4_cmsis_nn", {}).get("instructions_per_op")
+        if profile:
+            lines += ["", f"Cortex-M4 CMSIS-NN instructions per op, {r['key']}: " + ", ".join(
+                f"{o['op']} ×{o['count']} {o['instructions']:,} ({100 * o['share']:.1f} %)" for o in profile)]
     lines += ["", "Ops per candidate:", ""]
     for r in result["rows"]:
         lines.append(f"- {r['key']}: " + ", ".join(f"{k} {v}" for k, v in r["ops"].items()))

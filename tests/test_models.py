@@ -18,7 +18,8 @@ from edgeghost.models import (
     reparameterization_error,
     reparameterize,
 )
-from edgeghost.models.layers import RepConv
+from edgeghost.models.ghostnet import GhostBottleneckMCU
+from edgeghost.models.layers import RepConv, SamePad
 
 GHOSTNETS = ["ghostnetv3_small", "ghostnetv3_d"]
 
@@ -61,7 +62,7 @@ def test_reparameterize_is_exact(name: str, width: float) -> None:
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
 
 
-@pytest.mark.parametrize("name", ["resnet8", "ghostnetv3_small_lean"])
+@pytest.mark.parametrize("name", ["resnet8", "ghostnetv3_small_lean", "ghostnetv3_small_mcu"])
 @pytest.mark.parametrize("width", [0.25, 0.5, 1.0])
 def test_reparameterize_other_models(name: str, width: float) -> None:
     torch.manual_seed(1)
@@ -71,7 +72,9 @@ def test_reparameterize_other_models(name: str, width: float) -> None:
         assert _rel_err(reparameterize(model)(x), model(x)) <= 1e-5
 
 
-@pytest.mark.parametrize("name", ["ghostnetv3_small", "ghostnetv3_d", "ghostnetv3_small_lean", "resnet8"])
+@pytest.mark.parametrize(
+    "name", ["ghostnetv3_small", "ghostnetv3_d", "ghostnetv3_small_lean", "ghostnetv3_small_mcu", "resnet8"]
+)
 def test_fusion_is_exact_in_float64_even_untrained(name: str) -> None:
     """Untrained nets (BN at mean 0 / var 1) are badly conditioned in float32; in float64 the fusion must be
     exact to rounding, which separates a wrong fusion (O(1) error) from float32 noise."""
@@ -170,7 +173,9 @@ def test_lean_variant_is_lean() -> None:
     assert count_params(lean) < count_params(gns)
 
 
-@pytest.mark.parametrize("name", sorted(set(list_models()) & {"ghostnetv3_small", "ghostnetv3_d", "resnet8"}))
+@pytest.mark.parametrize(
+    "name", sorted(set(list_models()) & {"ghostnetv3_small", "ghostnetv3_d", "ghostnetv3_small_mcu", "resnet8"})
+)
 def test_batch_one_and_num_classes(name: str) -> None:
     model = create_model(name, width=0.5, num_classes=7).eval()
     with torch.no_grad():
@@ -206,3 +211,69 @@ def test_info_cli_bad_input_exits_2_with_one_line(argv: list[str], capsys) -> No
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "error" in err[0]
+
+
+@pytest.mark.parametrize("size", [32, 15])
+def test_same_pad_repconv_is_tensorflow_same_and_fuses(size: int) -> None:
+    """A stride-2 RepConv with ``same_pad`` computes TensorFlow's SAME conv: the extra padding row/column goes
+    bottom/right on even maps (PyTorch would pad both sides), so onnx2tf needs no PAD op. Its 1×1 scale branch
+    must read the kernel centres, or the fused kernel would not match the train form."""
+    block = RepConv(8, 8, 3, stride=2, groups=8, identity=False, same_pad=True)
+    _randomize_bn_module(block)
+    fused = block.reparameterize()
+    x = torch.randn(2, 8, size, size)
+    pad = (0, 1, 0, 1) if size % 2 == 0 else (1, 1, 1, 1)
+    conv = fused[-1]
+    with torch.no_grad():
+        same = nn.functional.conv2d(nn.functional.pad(x, pad), conv.weight, conv.bias, stride=2, groups=8)
+        assert same.shape[-1] == (size + 1) // 2
+        assert _rel_err(fused(x), same) <= 1e-6
+        assert _rel_err(fused(x), block(x)) <= 1e-6
+    assert SamePad(3, 2).pads(32) == (0, 1) and SamePad(3, 2).pads(15) == (1, 1) and SamePad(3, 1).pads(8) == (1, 1)
+
+
+def test_mcu_downsampling_block_equals_depthwise_of_the_concatenation() -> None:
+    """GN-S-MCU applies the stride-2 depthwise conv to each ghost half; that must be the same function as one
+    depthwise conv over the concatenated ghost output (GN-S's bottleneck), with the halves' kernels stacked."""
+    torch.manual_seed(4)
+    block = GhostBottleneckMCU(8, 16, 24, kernel_size=3, stride=2, se=False)
+    _randomize_bn_module(block)
+    x = torch.randn(2, 8, 16, 16)
+    with torch.no_grad():
+        halves = [dw.reparameterize()[-1] for dw in block.dw]
+        weight = torch.cat([h.weight for h in halves]).float()
+        bias = torch.cat([h.bias for h in halves]).float()
+        y = nn.functional.conv2d(nn.functional.pad(block.ghost1(x), (0, 1, 0, 1)), weight, bias, stride=2, groups=16)
+        assert _rel_err(block(x), block.ghost2(y) + block.shortcut(x)) <= 1e-5
+    assert isinstance(block.shortcut, nn.Module) and block.shortcut.conv.kernel_size == (1, 1)
+
+
+@pytest.mark.parametrize("width", [0.5, 1.0])
+def test_mcu_variant_structure(width: float) -> None:
+    """GN-S-MCU's MCU rules, each of which the export measurements depend on."""
+    model = create_model("ghostnetv3_small_mcu", width=width, in_chans=1).eval()
+    assert not any(m.__class__.__name__ in {"DFCGate", "Upsample"} for m in model.modules())
+    assert isinstance(model.conv_head, nn.Identity)  # no 1280-wide head
+    convs = [m for m in reparameterize(model).modules() if isinstance(m, nn.Conv2d)]
+    assert all(c.out_channels % 4 == 0 for c in convs)  # divisor 8: every ghost half is a multiple of 4
+    assert all(c.padding == (0, 0) for c in convs if c.stride == (2, 2))  # SAME-padded, no PAD op
+    # Only the stem and one block run at 32×32, and no tensor there is wider than the stem.
+    sizes: list[tuple[int, int]] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(tuple(out.shape[1:3])))
+             for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ReLU))]
+    with torch.no_grad():
+        assert model(torch.randn(1, 1, 32, 32)).shape == (1, 10)
+    for h in hooks:
+        h.remove()
+    stem = model.stem[0].conv.out_channels
+    assert all(c <= stem for c, h in sizes if h == 32)
+    blocks = [b for stage in model.blocks for b in stage]
+    assert len(blocks) == 4 and all(isinstance(b.se, nn.Identity) for b in blocks)
+    assert sum(b.dw.__class__.__name__ == "ModuleList" for b in blocks) == 2  # both downsamplings split
+
+
+def test_mcu_parameter_count_is_pinned() -> None:
+    """The lead trains GN-S-MCU from this table: a change to it must be deliberate (new name, new weights)."""
+    info = model_info(create_model("ghostnetv3_small_mcu", in_chans=1), "ghostnetv3_small_mcu")
+    assert (info.params_train, info.params_deploy, info.macs) == (109_162, 42_038, 3_908_544)
+    assert info.input_shape == [1, 1, 32, 32]
