@@ -29,6 +29,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="DGKD: the teacher and every earlier assistant teach each stage directly")
     # No --resume: re-running the same command resumes partial stages and skips finished ones.
     add_config_arguments(p, rename={"model": "student"}, skip=("resume",))
+    dataset_from_teachers(p)
+
+
+def dataset_from_teachers(p: argparse.ArgumentParser) -> None:
+    """--dataset defaults to the teacher checkpoints' dataset (no silent cifar10 next to a Fashion-MNIST teacher)."""
+    p.set_defaults(dataset=None)
+    for action in p._actions:  # argparse has no public way to reword one generated help line
+        if action.dest == "dataset":
+            action.help = "cifar10, cifar100 or fashion_mnist (default: the teacher checkpoints' dataset)"
 
 
 def run(args: argparse.Namespace) -> int:

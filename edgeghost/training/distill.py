@@ -175,21 +175,73 @@ def _parse_model(spec: str) -> tuple[str, float]:
         raise EdgeGhostError(f"assistant {spec!r}: expected NAME or NAME:WIDTH or a checkpoint path") from None
 
 
+# TrainConfig fields that describe the input; taken from a teacher checkpoint's ``preprocess`` when unset.
+_PREPROCESS_FIELDS = ("img_size", "in_chans", "resize")
+
+
+def data_from_checkpoints(cfg: TrainConfig, checkpoints: list[str] | tuple[str, ...]) -> TrainConfig:
+    """``cfg`` with its dataset (when None), unset input fields (``img_size``, ``in_chans``) and, with no dataset
+    and no data folder given, the data folder taken from the edgeghost checkpoints among ``checkpoints``
+    (plain ``model=weights.pth`` specs carry no dataset and are ignored).
+
+    A student must learn on the data its teachers saw: checkpoints that disagree with each other or with an
+    explicit ``cfg.dataset`` are an error, not a silent default.
+    """
+    seen: list[tuple[str, str]] = []
+    preprocess: dict[str, Any] = {}
+    data_dirs: list[str] = []
+    for spec in checkpoints:
+        text = str(spec)
+        if "=" in text and not Path(text).exists():
+            continue
+        ckpt = load_checkpoint(text)
+        seen.append((text, ckpt["dataset"]))
+        for key, value in (ckpt.get("preprocess") or {}).items():
+            preprocess.setdefault(key, value)
+        if ckpt.get("data_dir"):
+            data_dirs.append(str(ckpt["data_dir"]))
+    datasets = {d for _, d in seen}
+    if len(datasets) > 1:
+        listed = ", ".join(f"{p} ({d})" for p, d in seen)
+        raise EdgeGhostError(f"the teachers were trained on different datasets: {listed}")
+    if not seen:
+        return cfg
+    dataset = seen[0][1]
+    if cfg.dataset is not None and cfg.dataset != dataset:
+        raise EdgeGhostError(
+            f"--dataset {cfg.dataset}, but teacher {seen[0][0]} was trained on {dataset}; "
+            f"leave --dataset out to use the teacher's"
+        )
+    fields = {f.name for f in dataclasses.fields(cfg)}
+    updates = {k: preprocess[k] for k in _PREPROCESS_FIELDS if k in fields and k in preprocess
+               and getattr(cfg, k) is None}
+    # The teacher's data folder too (a class-folder dataset has no standard place), when the user named none.
+    if cfg.dataset is None and cfg.data_dir is None and data_dirs and Path(data_dirs[0]).is_dir():
+        updates["data_dir"] = data_dirs[0]
+    return dataclasses.replace(cfg, dataset=dataset, **updates)
+
+
 def distill(cfg: TrainConfig, dcfg: DistillConfig) -> dict[str, Any]:
     """Train ``cfg.model`` from ``dcfg.teachers`` (through the assistant chain, if any) with :func:`fit`.
 
     Each chain stage is its own run folder under ``cfg.run_dir()`` (``assistant1_<model>/`` ...; the
     student in ``student/`` when there are assistants), skipped when complete and resumed when partial,
     so re-running the same command continues an interrupted chain.
-    Returns the student's summary with ``stages`` (one summary per stage).
+    Returns the student's summary with ``stages`` (one summary per stage). ``cfg.dataset`` may be None: the
+    teachers' checkpoints then say which dataset (and input preprocessing) to use.
     """
-    from ..data import get_spec
+    from ..data import SPECS, get_spec
 
     if not dcfg.teachers:
         raise EdgeGhostError("distill needs at least one --teacher")
     if dcfg.ensemble not in ("logits", "probs"):
         raise EdgeGhostError(f"--ensemble must be logits or probs, not {dcfg.ensemble!r}")
-    num_classes = get_spec(cfg.dataset).num_classes
+    trained_assistants = [a for a in dcfg.assistants if Path(a).is_file()]
+    cfg = data_from_checkpoints(cfg, [*dcfg.teachers, *trained_assistants])
+    if cfg.dataset is None:
+        raise EdgeGhostError("no --dataset given and no teacher checkpoint says which (plain weight files don't)")
+    # Built-in datasets know their classes; a class-folder dataset's come from its folder (fit checks the data).
+    num_classes = get_spec(cfg.dataset).num_classes if cfg.dataset in SPECS else None
     guides = [
         load_teacher(t, resize=_resize_for(dcfg, i), num_classes=num_classes) for i, t in enumerate(dcfg.teachers)
     ]
