@@ -116,8 +116,14 @@ def model_from_checkpoint(ckpt: dict[str, Any] | str | Path, *, width: float | N
         raise EdgeGhostError(f"{where} holds {ckpt['model']} at width {ckpt['width']:g}, not width {width:g}")
     model = build_model(ckpt["model"], width=ckpt["width"], num_classes=ckpt["num_classes"],
                         preprocess=Preprocess.from_checkpoint(ckpt))
+    state = ckpt["state_dict"]
+    if ckpt.get("form", "train") == "deploy":  # a QAT checkpoint: fused deploy-form weights + int8 ranges
+        from ..models import reparameterize
+        from .qat import deploy_state_dict
+
+        model, state = reparameterize(model), deploy_state_dict(state)
     try:
-        model.load_state_dict(ckpt["state_dict"])
+        model.load_state_dict(state)
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0]
         raise EdgeGhostError(f"{where} does not fit {ckpt['model']} w{ckpt['width']:g}: {first}") from None
