@@ -200,6 +200,18 @@ def _torch_logits(model: Any, images: np.ndarray, *, mean: tuple[float, ...] | N
     return np.concatenate(outs)
 
 
+def _span_pixel_range(images: np.ndarray) -> np.ndarray:
+    """The int8 input contract is ``q = pixel − 128`` (scale 1), so calibration must see pixels 0 and 255. Real
+    image sets often do not (a dim camera, a resized folder): then one pixel of the first calibration image is
+    set to 0 and one to 255 — two pixels of the whole set, which moves no inner activation range measurably."""
+    if images.size == 0 or (images.min() == 0 and images.max() == 255):
+        return images
+    images = images.copy()
+    images[0, 0, 0, :] = 0
+    images[0, 0, -1, :] = 255
+    return images
+
+
 @dataclass(frozen=True)
 class _Data:
     eval_images: np.ndarray  # uint8 NHWC test images for the checks and the ladder
@@ -237,8 +249,10 @@ def _load_data(src: _Source, *, data_dir: str | Path | None, quantize: bool, cal
         calib = {"source": "UNIFORM RANDOM PIXELS (--calib-random-noise), not real images",
                  "samples": calib_samples, "seed": seed}
     elif quantize:
-        calib_images = train.array(_pick(len(train), calib_samples, seed + 1))
+        picked = train.array(_pick(len(train), calib_samples, seed + 1))
+        calib_images = _span_pixel_range(picked)
         calib = {"source": f"{src.dataset} training split (real images)", "samples": len(calib_images),
+                 "pixel_range_forced": calib_images is not picked,
                  "seed": seed + 1, "preprocessing": "raw pixels; the normalization is the model's first op"}
     return _Data(test.array(eval_idx), test.labels[eval_idx], calib_images, calib)
 
