@@ -327,9 +327,13 @@ def load_eval_set(dataset: str, *, samples: int, data_dir: str | None,
     the checkpoint's or export's ``{"img_size", "in_chans", "resize", ...}``). This is the one place bench gets
     eval images; today it is ``edgeghost.data.load_split`` as training uses it (a model whose input differs
     from those images gets latency without accuracy, and its row says why)."""
-    from .data import load_split
+    from .data import Preprocess, load_split
 
-    split = load_split(dataset, "test", data_dir).subset(samples)
+    pp = Preprocess.from_dict(preprocess) if preprocess and "img_size" in preprocess else None
+    if data_dir is None and preprocess:
+        data_dir = preprocess.get("data_dir")  # an image-folder model's own folder (recorded by the export)
+    extra = {k: preprocess[k] for k in ("val_fraction", "split_seed") if preprocess and k in preprocess}
+    split = load_split(dataset, "test", data_dir, preprocess=pp, **extra).subset(samples)
     if len(split) == 0:
         raise EdgeGhostError(f"{dataset} test split is empty")
     return EvalSet(dataset, split.images, split.labels)

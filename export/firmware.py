@@ -280,6 +280,7 @@ class ModelSource:
     tflm_dir: Path  # folder with model_data.cc/.h, model_settings.h, model_ops.h, tflm.json
     info: dict[str, Any]  # tflm.json
     dataset: str | None
+    preprocess: dict[str, Any] | None = None  # the export's input preprocessing (size, channels, resize, mean/std)
 
 
 def model_from_export(export_dir: str | Path) -> ModelSource:
@@ -293,7 +294,8 @@ def model_from_export(export_dir: str | Path) -> ModelSource:
     manifest_path = export_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     dataset = manifest.get("dataset") if isinstance(manifest.get("dataset"), str) else None
-    return ModelSource(tflite, tflm_dir, json.loads((tflm_dir / "tflm.json").read_text()), dataset)
+    return ModelSource(tflite, tflm_dir, json.loads((tflm_dir / "tflm.json").read_text()), dataset,
+                       manifest.get("preprocess"))
 
 
 def model_from_tflite(tflite: str | Path, work_dir: str | Path, *, labels: Sequence[str] | None = None) -> ModelSource:
@@ -713,9 +715,13 @@ def sample_images(model: ModelSource, *, num: int, dataset: str | None = None,
     shape = tuple(model.info["input"]["shape"][1:])
     name = dataset or model.dataset
     if name:
-        from ..data import load_split
+        from ..data import Preprocess, load_split
 
-        split = load_split(name, "test", data_dir)
+        pp = model.preprocess if name == model.dataset else None
+        if pp and data_dir is None:
+            data_dir = pp.get("data_dir")  # an image-folder model's own folder (recorded by the export)
+        extra = {k: pp[k] for k in ("val_fraction", "split_seed") if pp and k in pp}
+        split = load_split(name, "test", data_dir, preprocess=Preprocess.from_dict(pp) if pp else None, **extra)
         if tuple(split.images.shape[1:]) != shape:
             raise EdgeGhostError(f"{name} images are {split.images.shape[1:]}, the model takes {shape}")
         return np.ascontiguousarray(split.images[:num]), f"first {num} {name} test images"

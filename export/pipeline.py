@@ -200,6 +200,15 @@ def _torch_logits(model: Any, images: np.ndarray, *, mean: tuple[float, ...] | N
     return np.concatenate(outs)
 
 
+def _folder_source(src: _Source) -> dict[str, Any]:
+    """Where an image-folder model's data lives and how it was split, so bench/firmware find the same test images."""
+    if src.dataset != "folder" or src.ckpt is None:
+        return {}
+    cfg = src.ckpt.get("config") or {}
+    return {"data_dir": src.ckpt.get("data_dir") or cfg.get("data_dir"), "val_fraction": cfg.get("val_fraction", 0.1),
+            "split_seed": cfg.get("split_seed", 0)}
+
+
 def _span_pixel_range(images: np.ndarray) -> np.ndarray:
     """The int8 input contract is ``q = pixel − 128`` (scale 1), so calibration must see pixels 0 and 255. Real
     image sets often do not (a dim camera, a resized folder): then one pixel of the first calibration image is
@@ -518,7 +527,7 @@ def _manifest(src: _Source, tmp: Path, *, files: dict[str, Path], quant: dict[st
                                                        f"{src.dataset} training images"})},
         "dataset": src.dataset,
         "labels": list(src.classes),
-        "preprocess": src.preprocess.to_dict(),
+        "preprocess": {**src.preprocess.to_dict(), **_folder_source(src)},
         "normalization": {
             "mean": mean, "std": std, "inside_model": True,
             "formula": "x = (pixel / 255 - mean) / std, applied by the model's first op (1x1 depthwise conv)",
