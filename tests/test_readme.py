@@ -58,9 +58,6 @@ SKIP_LINES = [
 ]
 # (document, start of the block's first command) → whose fix it waits for. Keep this short.
 KNOWN_FAILURES = {
-    ("README.md", "edgeghost export --width 0.5 --int8 --out exports/gns_w0.5"):
-        "lead / helper A: `edgeghost firmware` finds no TFLite-Micro tree without TFLM_DIR (issue 18: one rule, "
-        "shared with make)",
     ("firmware_examples/README.md", "edgeghost export --width 0.5 --int8"):
         "helper A: `export TFLM_DIR=/path/to/tflm-trees` is a placeholder, so the firmware build fails",
     ("runtime/README.md", "from edgeghost.runtime import load_runner"):

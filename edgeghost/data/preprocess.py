@@ -144,7 +144,7 @@ def resize_pil(img: Any, pp: Preprocess) -> Any:
 
 
 def pil_to_array(img: Any, in_chans: int) -> np.ndarray:
-    arr = np.asarray(img.convert("L" if in_chans == 1 else "RGB"), dtype=np.uint8)
+    arr = np.array(img.convert("L" if in_chans == 1 else "RGB"), dtype=np.uint8)  # a writable copy
     return arr[..., None] if arr.ndim == 2 else arr
 
 
