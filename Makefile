@@ -67,7 +67,7 @@ demo: venv apt-demo tflm
 	$(EG) export --pretrained $(DEMO_ZOO) --int8 --eval-samples 1000 --out $(DEMO_EXPORT)
 	$(EG) bench --device host --pretrained $(DEMO_ZOO) --eval-samples 1000 --out bench/$(DEMO_NAME)-host
 	$(EG) bench --device tflm --exports $(DEMO_EXPORT) --eval-samples 200 --out bench/$(DEMO_NAME)-tflm
-	$(EG) firmware --export $(DEMO_EXPORT) --target host --out build/$(DEMO_NAME)-fw --num-images 16 --run
+	$(EG) firmware --export $(DEMO_EXPORT) --target host --out build/$(DEMO_NAME)-fw --num-images 1000 --run
 
 test: venv apt-test tflm
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15

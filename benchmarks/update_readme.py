@@ -125,6 +125,65 @@ def models() -> str:
         "\n\n*Source: `edgeghost info --model NAME --width W --json` (10 classes, 32×32×3 input).*"
 
 
+def _cards() -> list[dict[str, Any]]:
+    from edgeghost.zoo.cards import load_cards
+
+    return load_cards()
+
+
+def _fw(card: dict[str, Any], target: str, key: str) -> Any:
+    return ((card.get("firmware") or {}).get(target) or {}).get(key)
+
+
+@section("zoo")
+def zoo() -> str:
+    """The zoo table: one row per generated model card (edgeghost/zoo/cards/*.json)."""
+    rows = []
+    for c in _cards():
+        t = c["top1"]
+        ins = _fw(c, "cortex-m4-cmsis-nn", "instructions")
+        flash = _fw(c, "cortex-m4-cmsis-nn", "flash_bytes")
+        rows.append([f"`{c['name']}`", f"{c['params']:,}", f"{c['macs'] / 1e6:.2f} M", f"{t['fp32']:.2f} %",
+                     f"{t['int8']:.2f} %", f"{t['tflm']:.2f} %", f"{100 * c['int8_agreement']:.2f} %",
+                     _kb(c["arena_bytes"]), "-" if flash is None else _kb(flash),
+                     "-" if ins is None else f"{ins / 1e6:.2f} M", f"{c['epochs']}"])
+    if not rows:
+        return "*No model cards yet (`edgeghost zoo --cards`).*"
+    return _table(["model", "params", "MACs", "fp32", "int8 (LiteRT)", "TFLM", "int8 = fp32", "TFLM arena",
+                   "M4 flash (CMSIS-NN)", "M4 instructions (CMSIS-NN)", "epochs"], "lrrrrrrrrrr", rows) + (
+        "\n\n*Source: the model cards in `edgeghost/zoo/cards/`, made by `edgeghost zoo --cards --firmware` from the "
+        "shipped weights; top-1 on all 10,000 Fashion-MNIST test images; `int8 = fp32`: share of test images whose "
+        "int8 top-1 equals fp32's; instructions are emulated Cortex-M4 instructions under QEMU, not cycles.*")
+
+
+@section("mcu_vs_resnet8")
+def mcu_vs_resnet8() -> str:
+    """GN-S-MCU against ResNet-8 on the four MCU axes, from their cards."""
+    cards = {c["name"]: c for c in _cards()}
+    mcu, r8 = cards.get("gns-mcu-fmnist"), cards.get("resnet8-fmnist")
+    if mcu is None or r8 is None:
+        return "*GN-S-MCU or ResNet-8 has no card yet.*"
+    axes = [("top-1 (TFLM int8)", mcu["top1"]["tflm"], r8["top1"]["tflm"], True, lambda v: f"{v:.2f} %"),
+            ("TFLM arena (measured minimum)", mcu["arena_measured_bytes"], r8["arena_measured_bytes"], False, _kb),
+            ("Cortex-M4 flash (CMSIS-NN)", _fw(mcu, "cortex-m4-cmsis-nn", "flash_bytes"),
+             _fw(r8, "cortex-m4-cmsis-nn", "flash_bytes"), False, _kb),
+            ("Cortex-M4 flash (reference)", _fw(mcu, "cortex-m4-reference", "flash_bytes"),
+             _fw(r8, "cortex-m4-reference", "flash_bytes"), False, _kb),
+            ("Cortex-M4 instructions (CMSIS-NN)", _fw(mcu, "cortex-m4-cmsis-nn", "instructions"),
+             _fw(r8, "cortex-m4-cmsis-nn", "instructions"), False, lambda v: f"{v / 1e6:.2f} M")]
+    rows = []
+    for label, a, b, higher_better, fmt in axes:
+        if a is None or b is None:
+            rows.append([label, "-" if a is None else fmt(a), "-" if b is None else fmt(b), "not measured", "-"])
+            continue
+        wins = a >= b if higher_better else a <= b
+        delta = f"{a - b:+.2f} pp" if higher_better else f"{100 * (a - b) / b:+.1f} %"
+        rows.append([label, fmt(a), fmt(b), delta, "yes" if wins else "**no**"])
+    return _table(["axis", "GN-S-MCU", "ResNet-8", "GN-S-MCU vs ResNet-8", "target met"], "lrrrl", rows) + (
+        "\n\n*Source: `edgeghost/zoo/cards/gns-mcu-fmnist.json` and `resnet8-fmnist.json` (same recipe, same data, "
+        "same TFLite-Micro tree and QEMU).*")
+
+
 @section("host_matrix")
 def host_matrix() -> str:
     """Median ms per image per model × format on the host and in TFLite-Micro (benchmarks/host_matrix.py)."""
@@ -243,19 +302,24 @@ def _ladder_table(ladder: list[dict[str, Any]]) -> str:
     rows = []
     for r in ladder[1:]:
         diff = r["max_abs_diff"]
-        rows.append([r["stage"], f"{diff:.2g}" if diff is not None else "—", _pct(r["top1_agreement"], 1),
-                     _pct(r["top1_accuracy"], 1)])
+        rows.append([r["stage"], f"{diff:.2g}" if diff is not None else "—", _pct(r["top1_agreement"]),
+                     _pct(r["top1_accuracy"])])
     return _table(["stage", "max abs Δ to previous", "top-1 agreement", "top-1"], "lrrr", rows)
+
+
+LADDER_CARD = "gns-w0.5-fmnist"
 
 
 @section("export_ladder")
 def export_ladder() -> str:
-    """The fidelity ladder of the trained checkpoint's default (percentile) export with the most eval images."""
-    name, record = max(_quality_files(), key=lambda f: f[1]["results"]["eval_samples"])
-    res = record["results"]
-    run = res["runs"]["percentile"]
-    return (f"`{res['checkpoint']}`, {res['eval_samples']} test images, default export "
-            f"(percentile calibration):\n\n{_ladder_table(run['ladder'])}\n\n{_source(name, record)}")
+    """The fidelity ladder of a trained zoo model's default (percentile) export on the full test set."""
+    card = next((c for c in _cards() if c["name"] == LADDER_CARD and c.get("ladder")), None)
+    if card is None:
+        return f"*The `{LADDER_CARD}` card has no ladder yet (`edgeghost zoo --cards {LADDER_CARD}`).*"
+    return (f"`edgeghost export --pretrained {LADDER_CARD} --int8` (trained zoo weights), all "
+            f"{card['top1']['test_images']:,} Fashion-MNIST test images, default percentile calibration:\n\n"
+            f"{_ladder_table(card['ladder'])}\n\n*Source: `edgeghost/zoo/cards/{LADDER_CARD}.json` "
+            f"(`edgeghost zoo --cards`).*")
 
 
 # --- the rewrite ---------------------------------------------------------------------------------------------

@@ -294,9 +294,12 @@ def study_checkpoints(study_dir: str | Path) -> list[tuple[str, Path]]:
 
 def default_subject(formats: tuple[str, ...], *, exports_dir: str | Path, data_dir: str | None,
                     calib_samples: int | None) -> Subject:
-    """``exports/ghostnetv3_small_w1`` (exported now with untrained weights if it is not there)."""
+    """``exports/ghostnetv3_small_w1.0_untrained`` (exported now with untrained weights if it is not there): the
+    name ``edgeghost export`` gives an untrained export, never a trained export's folder."""
+    from .export.pipeline import default_export_dir
+
     name, width = DEFAULT_MODEL
-    folder = Path(exports_dir) / f"{name}_w{width:g}"
+    folder = Path(exports_dir) / default_export_dir(name, width, None).name
     try:
         if not _export_usable(folder, formats, None):
             print(f"[bench] exporting {name} w{width:g} (untrained) -> {folder}/ ...", file=sys.stderr, flush=True)
@@ -327,13 +330,9 @@ def load_eval_set(dataset: str, *, samples: int, data_dir: str | None,
     the checkpoint's or export's ``{"img_size", "in_chans", "resize", ...}``). This is the one place bench gets
     eval images; today it is ``edgeghost.data.load_split`` as training uses it (a model whose input differs
     from those images gets latency without accuracy, and its row says why)."""
-    from .data import Preprocess, load_split
+    from .data import split_for_export
 
-    pp = Preprocess.from_dict(preprocess) if preprocess and "img_size" in preprocess else None
-    if data_dir is None and preprocess:
-        data_dir = preprocess.get("data_dir")  # an image-folder model's own folder (recorded by the export)
-    extra = {k: preprocess[k] for k in ("val_fraction", "split_seed") if preprocess and k in preprocess}
-    split = load_split(dataset, "test", data_dir, preprocess=pp, **extra).subset(samples)
+    split = split_for_export(dataset, preprocess, "test", data_dir).subset(samples)
     if len(split) == 0:
         raise EdgeGhostError(f"{dataset} test split is empty")
     return EvalSet(dataset, split.images, split.labels)

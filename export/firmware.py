@@ -276,7 +276,7 @@ def _tflm_includes(tree: Path) -> list[str]:
 class ModelSource:
     """The model a firmware project is generated for: the .tflite, its TFLM artefacts, labels and dataset."""
 
-    tflite: Path
+    tflite: Path  # the flatbuffer the firmware embeds (tflm/model.tflite: names stripped), what checks run on
     tflm_dir: Path  # folder with model_data.cc/.h, model_settings.h, model_ops.h, tflm.json
     info: dict[str, Any]  # tflm.json
     dataset: str | None
@@ -291,6 +291,10 @@ def model_from_export(export_dir: str | Path) -> ModelSource:
         raise EdgeGhostError(
             f"{export_dir} is not an int8 export (needs model_int8.tflite and tflm/): run `edgeghost export --int8`"
         )
+    from .tflm import EMBEDDED_MODEL
+
+    if (tflm_dir / EMBEDDED_MODEL).is_file():
+        tflite = tflm_dir / EMBEDDED_MODEL  # the bytes the firmware embeds (names stripped): what the check runs
     manifest_path = export_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     dataset = manifest.get("dataset") if isinstance(manifest.get("dataset"), str) else None
@@ -300,13 +304,14 @@ def model_from_export(export_dir: str | Path) -> ModelSource:
 
 def model_from_tflite(tflite: str | Path, work_dir: str | Path, *, labels: Sequence[str] | None = None) -> ModelSource:
     """Any int8 ``.tflite``: TFLM artefacts are generated (arena measured) into ``work_dir``."""
-    from .tflm import read_tflite, write_tflm_artifacts
+    from ..runtime import read_tflite
+    from .tflm import write_tflm_artifacts
 
     tflite = Path(tflite)
     facts = read_tflite(tflite)
     labels = list(labels) if labels else [f"class_{i}" for i in range(facts.output.shape[-1])]
     info = write_tflm_artifacts(tflite, work_dir, labels=labels)
-    return ModelSource(tflite, Path(work_dir), info, None)
+    return ModelSource(Path(work_dir) / info["embedded"], Path(work_dir), info, None)
 
 
 def _copy(src: Path, dst: Path) -> None:
@@ -708,25 +713,31 @@ def check_firmware(project: str | Path, model: ModelSource, images: np.ndarray, 
     return FirmwareCheck(run.outputs, expected, identical, run)
 
 
-def sample_images(model: ModelSource, *, num: int, dataset: str | None = None,
-                  data_dir: str | Path | None = None) -> tuple[np.ndarray, str]:
-    """``num`` test images for the firmware: the first test images of ``dataset`` (default: the export's), or,
-    for a model without a dataset, seeded random pixels. Returns the images and where they came from."""
+def sample_test_set(model: ModelSource, *, num: int, dataset: str | None = None,
+                    data_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """``num`` test images for the firmware and their labels: the first test images of ``dataset`` (default: the
+    export's, preprocessed as the export records), or, for a model without a dataset, seeded random pixels
+    (labels ``None``). Returns images, labels and where they came from."""
     shape = tuple(model.info["input"]["shape"][1:])
     name = dataset or model.dataset
     if name:
-        from ..data import Preprocess, load_split
+        from ..data import split_for_export
 
-        pp = model.preprocess if name == model.dataset else None
-        if pp and data_dir is None:
-            data_dir = pp.get("data_dir")  # an image-folder model's own folder (recorded by the export)
-        extra = {k: pp[k] for k in ("val_fraction", "split_seed") if pp and k in pp}
-        split = load_split(name, "test", data_dir, preprocess=Preprocess.from_dict(pp) if pp else None, **extra)
+        split = split_for_export(name, model.preprocess if name == model.dataset else None, "test", data_dir)
         if tuple(split.images.shape[1:]) != shape:
             raise EdgeGhostError(f"{name} images are {split.images.shape[1:]}, the model takes {shape}")
-        return np.ascontiguousarray(split.images[:num]), f"first {num} {name} test images"
+        return (np.ascontiguousarray(split.images[:num]), np.asarray(split.labels[:num]),
+                f"first {min(num, len(split))} {name} test images")
     rng = np.random.default_rng(0)
-    return rng.integers(0, 256, (num, *shape), dtype=np.uint8), f"{num} random images (seed 0; no dataset given)"
+    return (rng.integers(0, 256, (num, *shape), dtype=np.uint8), None,
+            f"{num} random images (seed 0; no dataset given)")
+
+
+def sample_images(model: ModelSource, *, num: int, dataset: str | None = None,
+                  data_dir: str | Path | None = None) -> tuple[np.ndarray, str]:
+    """:func:`sample_test_set` without the labels: images and where they came from."""
+    images, _, origin = sample_test_set(model, num=num, dataset=dataset, data_dir=data_dir)
+    return images, origin
 
 
 # --- one call: generate → build → size → check → count ---------------------------------------------------------
@@ -746,6 +757,14 @@ class FirmwareResult:
     check: FirmwareCheck | None = None
     instructions: dict[str, Any] | None = None  # Cortex-M runs: see instruction_counts
     report: Path | None = None  # instructions.json in the project (Cortex-M runs)
+    labels: np.ndarray | None = None  # true classes of the test images (None: random or given images)
+
+    @property
+    def top1(self) -> float | None:
+        """Top-1 (%) of the firmware's own int8 answers on its test images, when their labels are known."""
+        if self.check is None or self.labels is None or len(self.labels) != len(self.check.outputs):
+            return None
+        return 100.0 * float((self.check.outputs.argmax(1) == self.labels).mean())
 
 
 def _model_source(model_or_export: ModelSource | str | Path, work_dir: Path,
@@ -799,8 +818,9 @@ def make_firmware(
                              "(see its README); --run checks host and cortex-m targets")
     with tempfile.TemporaryDirectory() as work:
         model = _model_source(model_or_export, Path(work), labels)
+        labels_ = None
         if images is None:
-            images, origin = sample_images(model, num=num_images, dataset=dataset, data_dir=data_dir)
+            images, labels_, origin = sample_test_set(model, num=num_images, dataset=dataset, data_dir=data_dir)
         else:
             origin = f"{len(images)} given images"
         project = generate_firmware(model, out_dir, target=target, kernels=kernels, test_images=images)
@@ -820,7 +840,7 @@ def make_firmware(
         report = atomic_write_json(project / "instructions.json", {
             "target": spec.name, "kernels": kernels, "model": model.tflite.name, "images": origin,
             "identical_to_tflm_python": check.identical, "size": size, **counts})
-    return FirmwareResult(project, spec.name, kernels, model, origin, binary, size, check, counts, report)
+    return FirmwareResult(project, spec.name, kernels, model, origin, binary, size, check, counts, report, labels_)
 
 
 def measure_cortex_m(

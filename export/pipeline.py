@@ -523,6 +523,7 @@ def _manifest(src: _Source, tmp: Path, *, files: dict[str, Path], quant: dict[st
         "model": src.name,
         "width": src.width,
         "weights": {"checkpoint": src.checkpoint, "trained": src.trained,
+                    **({"sha256": file_digest(src.checkpoint)} if src.checkpoint else {}),
                     **({} if src.trained else {"note": f"random init; BatchNorm statistics from {BN_STAT_IMAGES} "
                                                        f"{src.dataset} training images"})},
         "dataset": src.dataset,

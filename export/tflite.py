@@ -14,7 +14,7 @@ import re
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -270,14 +270,15 @@ def _narrow_ranges(calibrated: bytes, images: np.ndarray, percentile: float) -> 
 
 
 @dataclass(frozen=True)
-class TFLiteFacts:
-    """What a .tflite file holds: ops and I/O tensors (read by :func:`edgeghost.export.tflm.read_tflite`), plus
-    the dtype of every tensor, how many are quantized per channel, and every QUANTIZE/DEQUANTIZE op with the
-    dtypes it converts (``"int16->int16"`` is a requantization between integer scales, which a full-integer
-    model may hold; anything touching a float is a float island)."""
+class QuantizationFacts:
+    """What the full-integer checks look at in a ``.tflite``: ops and I/O tensors, the dtype of every tensor and
+    how many are quantized per channel (all from :func:`edgeghost.runtime.read_tflite`, the one ``.tflite``
+    reader), plus every QUANTIZE/DEQUANTIZE op with the dtypes it converts (``"int16->int16"`` is a
+    requantization between integer scales, which a full-integer model may hold; anything touching a float is a
+    float island)."""
 
     ops: tuple[str, ...]
-    input: Any  # edgeghost.export.tflm.TensorFacts
+    input: Any  # edgeghost.runtime.TensorFacts
     output: Any
     tensor_dtypes: dict[str, int] = field(default_factory=dict)
     per_channel_tensors: int = 0
@@ -285,35 +286,31 @@ class TFLiteFacts:
 
     def to_dict(self) -> dict[str, Any]:
         def io(t: Any) -> dict[str, Any]:
-            return {**asdict(t), "shape": list(t.shape)}
+            return {"name": t.name, "dtype": t.dtype, "shape": list(t.shape), "scale": t.scale,
+                    "zero_point": t.zero_point}
 
         return {"ops": list(self.ops), "input": io(self.input), "output": io(self.output),
                 "tensor_dtypes": self.tensor_dtypes, "per_channel_tensors": self.per_channel_tensors,
                 "conversions": dict(sorted({c: self.conversions.count(c) for c in self.conversions}.items()))}
 
 
-def inspect_tflite(path: str | Path) -> TFLiteFacts:
+def inspect_tflite(path: str | Path) -> QuantizationFacts:
     """Ops, I/O quantization, tensor dtypes, per-channel tensors and (de)quantize ops of a .tflite (nothing is
-    run)."""
+    run; LiteRT's interpreter is opened only to name the dtypes each (de)quantize op converts)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from .tflm import read_tflite
+    from ..runtime import read_tflite
 
     facts = read_tflite(path)
     interp = Interpreter(model_path=str(path))
     details = {t["index"]: t for t in interp.get_tensor_details()}
-    dtypes: dict[str, int] = {}
-    per_channel = 0
-    for t in details.values():
-        name = np.dtype(t["dtype"]).name
-        dtypes[name] = dtypes.get(name, 0) + 1
-        per_channel += len(t["quantization_parameters"]["scales"]) > 1
     conversions = tuple(
         f"{op['op_name']} {np.dtype(details[op['inputs'][0]]['dtype']).name}->"
         f"{np.dtype(details[op['outputs'][0]]['dtype']).name}"
         for op in interp._get_ops_details() if op["op_name"] in ("QUANTIZE", "DEQUANTIZE")
     )
-    return TFLiteFacts(facts.ops, facts.input, facts.output, dict(sorted(dtypes.items())), per_channel, conversions)
+    return QuantizationFacts(facts.ops, facts.input, facts.output, dict(facts.tensor_dtypes),
+                             facts.per_channel_tensors, conversions)
 
 
 # The int8 input contract (MLPerf Tiny convention): q = pixel − 128, i.e. scale 1.0 and zero-point −128.
@@ -321,7 +318,7 @@ INT8_INPUT_SCALE = 1.0
 INT8_INPUT_ZERO_POINT = -128
 
 
-def check_full_integer(facts: TFLiteFacts, *, mode: str = "int8") -> None:
+def check_full_integer(facts: QuantizationFacts, *, mode: str = "int8") -> None:
     """Fail loudly unless the model is truly full-integer with the documented input contract.
 
     A QUANTIZE op between two integer tensors is a requantization (TFLite inserts them where concatenated

@@ -3,11 +3,12 @@
 ``write_tflm_artifacts`` turns any int8 TFLite model into the four files firmware compiles against:
 
 - ``model_data.cc/.h``: the flatbuffer as an ``alignas(16)`` byte array and its length (TFLM reads the model in
-  place, and some kernels need 16-byte aligned weights).
+  place, and some kernels need 16-byte aligned weights), without the tensor names TFLM never reads; those exact
+  bytes are also written as ``model.tflite``, the file every firmware check runs in the Python interpreter.
 - ``model_settings.h``: input/output shape, dtype, scale and zero-point, class labels, and the tensor arena size —
   the minimum measured by running the model in the real TFLite-Micro interpreter plus a stated margin, so no
   firmware ever carries a hand-typed arena number.
-- ``model_ops.h``: ``RegisterOps(resolver)`` filling a ``tflite::MicroMutableOpResolver<N>`` with exactly the N
+- ``model_ops.h``: ``RegisterModelOps(resolver)`` filling a ``tflite::MicroMutableOpResolver<N>`` with exactly the N
   builtin ops the model uses; an op TFLM does not implement is an :class:`EdgeGhostError` naming it.
 
 The same facts are returned as a dict and written to ``tflm.json`` next to the files.
@@ -19,11 +20,11 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import EdgeGhostError
+from ..runtime.tflite_file import read_tflite
 
 # Extra arena on top of the measured minimum. The measurement runs the 64-bit host interpreter with reference
 # kernels; 32-bit MCUs need less for bookkeeping, but optimized kernels (CMSIS-NN, ESP-NN) ask for scratch buffers
@@ -65,92 +66,6 @@ MICRO_RESOLVER_METHODS: dict[str, str] = {
     "UNPACK": "AddUnpack", "VAR_HANDLE": "AddVarHandle", "WHILE": "AddWhile", "ZEROS_LIKE": "AddZerosLike",
 }
 
-_TENSOR_TYPES = {9: "int8", 3: "uint8", 7: "int16", 2: "int32", 0: "float32"}  # TensorType enum values
-
-
-@dataclass(frozen=True)
-class TensorFacts:
-    """One model input or output as firmware sees it: raw dtype, shape, and its affine quantization."""
-
-    name: str
-    dtype: str
-    shape: tuple[int, ...]
-    scale: float
-    zero_point: int
-
-
-@dataclass(frozen=True)
-class TfliteFacts:
-    """What firmware needs to know about a ``.tflite``, read from its flatbuffer without running it."""
-
-    ops: tuple[str, ...]  # builtin op names in first-use order
-    input: TensorFacts
-    output: TensorFacts
-    num_subgraphs: int
-    model_bytes: int
-
-
-def _schema():
-    # LiteRT ships the generated Python reader for the .tflite flatbuffer schema (pure Python, imports fast).
-    try:
-        from ai_edge_litert import schema_py_generated
-    except ImportError as err:
-        raise EdgeGhostError("reading .tflite files needs ai-edge-litert: pip install 'edgeghost[export]'") from err
-    return schema_py_generated
-
-
-def read_tflite(tflite_path: str | Path) -> TfliteFacts:
-    """Op list, input and output tensor facts of a ``.tflite`` file (first subgraph's single input/output)."""
-    path = Path(tflite_path)
-    if not path.is_file():
-        raise EdgeGhostError(f"TFLite model {path} does not exist")
-    buf = path.read_bytes()
-    schema = _schema()
-    if len(buf) < 8 or not schema.Model.ModelBufferHasIdentifier(buf, 0):
-        raise EdgeGhostError(f"{path} is not a TFLite flatbuffer (missing 'TFL3' identifier)")
-    model = schema.Model.GetRootAs(buf, 0)
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if k.isupper()}
-
-    ops: list[str] = []
-    for s in range(model.SubgraphsLength()):
-        graph = model.Subgraphs(s)
-        for i in range(graph.OperatorsLength()):
-            code = model.OperatorCodes(graph.Operators(i).OpcodeIndex())
-            # Codes >= 127 live in builtin_code; older files only fill deprecated_builtin_code.
-            builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-            name = names.get(builtin, f"builtin #{builtin}")
-            if name == "CUSTOM":
-                name = f"CUSTOM({code.CustomCode().decode(errors='replace')})"
-            if name not in ops:
-                ops.append(name)
-
-    graph = model.Subgraphs(0)
-    if graph.InputsLength() != 1 or graph.OutputsLength() != 1:
-        raise EdgeGhostError(
-            f"{path}: firmware generation expects one input and one output tensor, "
-            f"got {graph.InputsLength()} and {graph.OutputsLength()}"
-        )
-    return TfliteFacts(
-        ops=tuple(ops),
-        input=_tensor_facts(graph.Tensors(graph.Inputs(0))),
-        output=_tensor_facts(graph.Tensors(graph.Outputs(0))),
-        num_subgraphs=model.SubgraphsLength(),
-        model_bytes=len(buf),
-    )
-
-
-def _tensor_facts(tensor: Any) -> TensorFacts:
-    q = tensor.Quantization()
-    has_q = q is not None and q.ScaleLength() > 0
-    return TensorFacts(
-        name=tensor.Name().decode(errors="replace"),
-        dtype=_TENSOR_TYPES.get(tensor.Type(), f"type #{tensor.Type()}"),
-        shape=tuple(int(d) for d in tensor.ShapeAsNumpy()),
-        scale=float(q.Scale(0)) if has_q else 0.0,
-        zero_point=int(q.ZeroPoint(0)) if has_q and q.ZeroPointLength() else 0,
-    )
-
-
 def resolver_methods(ops: Sequence[str]) -> list[str]:
     """``MicroMutableOpResolver`` ``AddXxx`` method per op; any op TFLM lacks is one error naming all of them."""
     missing = [op for op in ops if op not in MICRO_RESOLVER_METHODS]
@@ -182,12 +97,63 @@ def replace_dir(out_dir: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
-def write_tflm_artifacts(tflite_path: str | Path, out_dir: str | Path, *, labels: Sequence[str]) -> dict[str, Any]:
-    """Write ``model_data.cc/.h``, ``model_settings.h``, ``model_ops.h`` and ``tflm.json`` for an int8 model.
+def _io(t: Any) -> dict[str, Any]:
+    """An input/output tensor as firmware sees it (per-tensor quantization)."""
+    return {"name": t.name, "dtype": t.dtype, "shape": list(t.shape), "scale": t.scale, "zero_point": t.zero_point}
 
-    The arena size is measured with :func:`edgeghost.runtime.tflm.find_min_arena` (the real TFLite-Micro
-    interpreter) and padded by :func:`arena_size_with_margin`. ``out_dir`` is replaced atomically. Returns the facts
-    (ops, resolver methods, arena bytes, input/output quantization, labels, file names).
+
+EMBEDDED_MODEL = "model.tflite"  # in the tflm/ folder: the exact bytes of model_data.cc's g_model
+
+
+def strip_tensor_names(data: bytes) -> tuple[bytes, int]:
+    """The flatbuffer without the strings TFLite-Micro never reads (tensor names, subgraph names, the model
+    description) and how many bytes of names that removes. Ops, tensors, buffers, quantization and signatures are
+    untouched, so every output stays bit for bit the same (:func:`write_tflm_artifacts` checks it)."""
+    import flatbuffers
+
+    from ..runtime.tflite_file import _schema
+
+    schema = _schema()
+    model = schema.ModelT.InitFromPackedBuf(data, 0)
+    removed = len(model.description or b"")
+    model.description = None
+    for graph in model.subgraphs or []:
+        removed += len(graph.name or b"")
+        graph.name = None
+        for tensor in graph.tensors or []:
+            removed += len(tensor.name or b"")
+            tensor.name = None
+    builder = flatbuffers.Builder(len(data) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output()), removed
+
+
+def _same_outputs(original: Path, stripped: Path, arena: int) -> None:
+    """Both flatbuffers give identical int8 outputs in TFLite-Micro on seeded inputs (names are not computation)."""
+    import numpy as np
+
+    from ..runtime.tflm import tflm_invoke
+
+    facts = read_tflite(original)
+    inp = facts.input
+    rng = np.random.default_rng(0)
+    x = rng.integers(-128, 128, (2, *inp.shape[1:]), dtype=np.int8)
+    a = np.asarray(tflm_invoke(original, x, arena_size=arena))
+    b = np.asarray(tflm_invoke(stripped, x, arena_size=arena))
+    if not np.array_equal(a, b):
+        raise EdgeGhostError(f"{original.name} without tensor names gives other outputs in TFLite-Micro; not embedding it")
+
+
+def write_tflm_artifacts(tflite_path: str | Path, out_dir: str | Path, *, labels: Sequence[str],
+                         strip_names: bool = True) -> dict[str, Any]:
+    """Write ``model_data.cc/.h``, ``model_settings.h``, ``model_ops.h``, ``tflm.json`` and ``model.tflite``
+    (the embedded flatbuffer) for an int8 model.
+
+    ``strip_names``: embed the model without tensor/subgraph names (:func:`strip_tensor_names`; 11 % of a GN-S
+    flatbuffer's flash), after checking that TFLite-Micro computes the same outputs from both. The arena size is
+    measured on the embedded flatbuffer with :func:`edgeghost.runtime.tflm.find_min_arena` (the real
+    TFLite-Micro interpreter) and padded by :func:`arena_size_with_margin`. ``out_dir`` is replaced atomically.
+    Returns the facts (ops, resolver methods, arena bytes, input/output quantization, labels, file names).
     """
     tflite_path = Path(tflite_path)
     out_dir = Path(out_dir)
@@ -203,30 +169,39 @@ def write_tflm_artifacts(tflite_path: str | Path, out_dir: str | Path, *, labels
 
     from ..runtime.tflm import find_min_arena  # runs the model in TFLM; imported late (needs the tflite-micro wheel)
 
-    measured = int(find_min_arena(tflite_path))
+    original = tflite_path.read_bytes()
+    embedded, names_bytes = strip_tensor_names(original) if strip_names else (original, 0)
+    with tempfile.TemporaryDirectory() as work:
+        embedded_path = Path(work) / EMBEDDED_MODEL
+        embedded_path.write_bytes(embedded)
+        measured = int(find_min_arena(embedded_path))
+        if strip_names:
+            _same_outputs(tflite_path, embedded_path, measured)
     arena = arena_size_with_margin(measured)
     info: dict[str, Any] = {
         "source": tflite_path.name,
-        "model_bytes": facts.model_bytes,
+        "embedded": EMBEDDED_MODEL,
+        "model_bytes": len(embedded),
+        "source_bytes": facts.model_bytes,
+        "stripped_name_bytes": names_bytes,
         "ops": list(facts.ops),
         "resolver_methods": methods,
         "num_ops": len(methods),
-        "input": asdict(facts.input),
-        "output": asdict(facts.output),
+        "input": _io(facts.input),
+        "output": _io(facts.output),
         "labels": labels,
         "arena_measured_bytes": measured,
         "arena_margin_bytes": arena - measured,
         "arena_bytes": arena,
         "arena_rule": f"measured minimum (tflite-micro Python interpreter, bisection) + max("
         f"{ARENA_MARGIN_FRACTION:.0%}, {ARENA_MARGIN_MIN_BYTES} B), rounded up to 16 B",
-        "files": ["model_data.cc", "model_data.h", "model_settings.h", "model_ops.h", "tflm.json"],
+        "files": ["model_data.cc", "model_data.h", "model_settings.h", "model_ops.h", "tflm.json", EMBEDDED_MODEL],
     }
-    info["input"]["shape"] = list(facts.input.shape)
-    info["output"]["shape"] = list(facts.output.shape)
 
     def write(tmp: Path) -> None:
+        (tmp / EMBEDDED_MODEL).write_bytes(embedded)
         (tmp / "model_data.h").write_text(_model_data_h(tflite_path.name))
-        (tmp / "model_data.cc").write_text(_model_data_cc(tflite_path.read_bytes(), tflite_path.name))
+        (tmp / "model_data.cc").write_text(_model_data_cc(embedded, tflite_path.name))
         (tmp / "model_settings.h").write_text(_model_settings_h(info))
         (tmp / "model_ops.h").write_text(_model_ops_h(facts.ops, methods, tflite_path.name))
         (tmp / "tflm.json").write_text(json.dumps(info, indent=2) + "\n")

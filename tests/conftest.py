@@ -2,9 +2,34 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+
+@pytest.fixture(scope="session")
+def tflm_root() -> Path:
+    """The TFLite-Micro trees (reference and CMSIS-NN), found by the library's one rule. Without them the
+    firmware tests are skipped with the reason printed, and fail under ``$CI``."""
+    from edgeghost.errors import EdgeGhostError
+    from edgeghost.export import firmware as fw
+
+    try:
+        return fw.find_tflm_root(None, kernels="cmsis-nn")
+    except EdgeGhostError as err:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI has no TFLite-Micro tree: {err}")
+        pytest.skip(f"firmware tests skipped: {err}")
+
+
+@pytest.fixture(scope="session")
+def cache_dir() -> Path:
+    """The shared TFLM object cache (``$EDGEGHOST_TFLM_CACHE`` or ``~/.cache/edgeghost/tflm-obj``), as users get
+    it: objects are keyed by tree, compiler and flags, so a warm cache is correct and saves most of the build."""
+    from edgeghost.export import firmware as fw
+
+    return fw.default_cache_dir()
 
 
 @pytest.fixture(scope="session")

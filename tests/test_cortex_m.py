@@ -14,7 +14,6 @@ qemu-system-arm. TFLM objects are shared with tests/test_firmware.py through the
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import numpy as np
@@ -28,21 +27,6 @@ NUM_IMAGES = 2
 # The per-op sum leaves out the interpreter's loop between ops and the profiler hooks; on this 6-op model that
 # is a few hundred instructions of ~10^5. On the real models (benchmarks/results/cortex_m_suite.md) it is < 1 %.
 OPS_TOLERANCE = 0.05
-
-
-@pytest.fixture(scope="module")
-def tflm_root() -> Path:
-    try:
-        return fw.find_tflm_root(None, kernels="cmsis-nn")
-    except EdgeGhostError as err:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI has no TFLite-Micro tree: {err}")
-        pytest.skip(f"firmware tests skipped: {err}")
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return Path(os.environ.get("EDGEGHOST_TFLM_CACHE") or tmp_path_factory.getbasetemp() / "tflm-obj")
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +121,23 @@ def test_40x40x1_input_runs_on_the_host_too(tiny_model: fw.ModelSource, images: 
                            tflm_dir=tflm_root, cache_dir=cache_dir)
     assert res.check.identical and res.instructions is None
     np.testing.assert_array_equal(res.check.outputs, res.check.expected)
+
+
+def test_bench_cortex_m4_reports_instructions_flash_and_arena(tiny_model: fw.ModelSource, tflm_root: Path,
+                                                             tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                             m4_runs: dict[str, fw.FirmwareResult]) -> None:
+    import json
+
+    from edgeghost.cli import main
+
+    json_path = tmp_path / "m4.json"
+    assert main(["bench", "--device", "cortex-m4", "--model", str(tiny_model.tflite), "--kernels", "cmsis-nn",
+                 "--mcu-images", "2", "--out", str(tmp_path / "bench"), "--json", str(json_path)]) == 0
+    capsys.readouterr()
+    (row,) = json.loads(json_path.read_text())["rows"]
+    assert row["status"] == "ok" and row["checks"]["firmware_equals_tflm_python"] is True
+    # The bench row is the same measurement as `firmware --run` on the same ELF and inputs: same count.
+    direct = m4_runs["cmsis-nn"].instructions
+    assert row["instructions"] > 0
+    assert abs(row["instructions"] - direct["mean"]) <= 0.001 * direct["mean"]
+    assert row["flash_kib"] > 0 and row["arena_kib"] > 0

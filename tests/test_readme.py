@@ -57,23 +57,7 @@ SKIP_LINES = [
     (r"pi@|--device rpi4\b|^edgeghost device setup\b", "needs a real Raspberry Pi host"),
 ]
 # (document, start of the block's first command) → whose fix it waits for. Keep this short.
-KNOWN_FAILURES = {
-    ("firmware_examples/README.md", "edgeghost export --width 0.5 --int8"):
-        "helper A: `export TFLM_DIR=/path/to/tflm-trees` is a placeholder, so the firmware build fails",
-    ("runtime/README.md", "from edgeghost.runtime import load_runner"):
-        "helper F: a listing of calls (undefined `images_uint8_nhwc`, `p`), not a runnable example; make it "
-        "runnable or mark it `<!-- doc-test: skip ... -->`",
-    ("firmware_examples/README.md", "git clone https://github.com/tensorflow/tflite-micro"):
-        "helper A: needs the internet and a $TREES folder; mark it `<!-- doc-test: skip ... -->`",
-    ("firmware_examples/cortex-m/README.md", "make TFLM_DIR=/path/to/tflm-tree -j2"):
-        "helper A: runs inside a generated project (no Makefile in the checkout's folder); placeholder path",
-    ("firmware_examples/host/README.md", "make TFLM_DIR=/path/to/tflm-tree -j2"):
-        "helper A: runs inside a generated project (no Makefile in the checkout's folder); placeholder path",
-    ("firmware_examples/mlperf_tiny/README.md", "make TFLM_DIR=/path/to/tflm-tree -j2"):
-        "helper A: runs inside a generated project (no Makefile in the checkout's folder); placeholder path",
-    ("firmware_examples/esp32s3/README.md", "edgeghost firmware --export exports/ghostnetv3_small_w0.5 --target esp32s3"):
-        "helper A: idf.py (ESP-IDF) is not installable here; mark the build line `<!-- doc-test: skip ... -->`",
-}
+KNOWN_FAILURES: dict[tuple[str, str], str] = {}
 
 
 class DocTestSkip(UserWarning):

@@ -63,3 +63,41 @@ def test_cards_match_the_shipped_weights() -> None:
         assert card["weights"] == f"{card['name']}.pt" and card["name"] in shipped()
         assert (CARDS_DIR / f"{card['name']}.md").is_file()
         assert 0 <= card["int8_agreement"] <= 1 and card["top1"]["test_images"] > 0
+    # The card's accuracy rows are the export's, measured from these exact weights.
+    from edgeghost.sysinfo import file_digest
+
+    for card in cards:
+        assert card["weights_sha256"] == file_digest(pretrained_checkpoint(card["name"]))
+
+
+def test_firmware_takes_a_zoo_name(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["firmware", "--pretrained", "nope", "--target", "host", "--out", str(tmp_path / "fw")]) == 2
+    assert "unknown zoo model" in capsys.readouterr().err
+    assert not (tmp_path / "fw").exists()
+
+
+def test_card_reuses_only_an_export_of_the_same_weights(tmp_path: Path) -> None:
+    from edgeghost.zoo.cards import _reusable_export
+
+    name = shipped()[0]
+    weights = pretrained_checkpoint(name)
+    out = tmp_path / name
+    out.mkdir()
+    (out / "model_int8.tflite").write_bytes(b"")
+    (out / "tflm").mkdir()
+    (out / "tflm" / "model.tflite").write_bytes(b"")  # the embedded (names stripped) flatbuffer
+    from edgeghost.sysinfo import file_digest
+
+    ladder = [{"stage": "TFLite int8 (LiteRT reference kernels)", "top1_accuracy": 0.9, "samples": 100}]
+    (out / "fidelity.json").write_text(json.dumps({"eval": {"samples": 100}, "ladder": ladder}))
+    manifest = {"weights": {"checkpoint": str(weights), "sha256": file_digest(weights)}}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    got = _reusable_export(out, weights, 100)
+    assert got is not None and got[1][0].top1_accuracy == 0.9
+    assert _reusable_export(out, weights, 10_000) is None  # other test-set size
+    (out / "tflm" / "model.tflite").unlink()  # an export from before the firmware flatbuffer lost its names
+    assert _reusable_export(out, weights, 100) is None
+    (out / "tflm" / "model.tflite").write_bytes(b"")
+    manifest["weights"]["sha256"] = "0" * 64  # other weights
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert _reusable_export(out, weights, 100) is None

@@ -15,6 +15,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--export", type=Path, help="export folder from `edgeghost export --int8`")
     src.add_argument("--tflite", type=Path, help="any int8 .tflite (TFLM files are generated, arena measured)")
+    src.add_argument("--pretrained", metavar="NAME",
+                     help="a shipped zoo model (`edgeghost zoo`): its export in exports/NAME, made now if missing")
     p.add_argument("--target", required=True,
                    help="host, mlperf-tiny, cortex-m4, cortex-m7, cortex-m33, cortex-m55, esp32s3, arduino")
     p.add_argument("--out", type=Path, required=True, help="project folder to write (replaced)")
@@ -36,8 +38,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..export import firmware as fw
 
+    source = args.export or args.tflite
+    if args.pretrained:
+        from ..zoo.cards import pretrained_export
+
+        source = pretrained_export(args.pretrained)
     res = fw.make_firmware(
-        args.export or args.tflite, args.out, target=args.target, kernels=args.kernels, num_images=args.num_images,
+        source, args.out, target=args.target, kernels=args.kernels, num_images=args.num_images,
         dataset=args.dataset, data_dir=args.data_dir, labels=args.labels.split(",") if args.labels else None,
         build=args.build, run=args.run, tflm_dir=args.tflm_dir,
         cache_dir=args.cache_dir or fw.default_cache_dir(), jobs=args.jobs,
@@ -52,12 +59,20 @@ def run(args: argparse.Namespace) -> int:
         return 0
     check, counts = res.check, res.instructions
     print(f"{'image':>5}  {'class':>5}  {'instructions':>13}  identical to TFLite-Micro (Python)")
+    shown = 8
     for i, (out, ref) in enumerate(zip(check.outputs, check.expected)):
+        same = bool((out == ref).all())
+        if i >= shown and same:
+            continue  # a long run lists its first inputs and every mismatch
         n = f"{counts['per_image'][i]:,}" if counts else "-"
-        print(f"{i:>5}  {int(out.argmax()):>5}  {n:>13}  {'yes' if (out == ref).all() else 'NO'}")
+        print(f"{i:>5}  {int(out.argmax()):>5}  {n:>13}  {'yes' if same else 'NO'}")
+    if len(check.outputs) > shown:
+        print(f"  ... {len(check.outputs) - shown} more inputs (listed above only where they differ)")
     if counts:
         print(fw.format_instructions(counts))
         print(f"instructions written to {res.report}")
     verdict = "identical" if check.identical else "DIFFERENT"
     print(f"{res.target} ({res.kernels}): int8 outputs {verdict} on {len(check.outputs)} inputs")
+    if res.top1 is not None:
+        print(f"top-1 of the firmware's answers: {res.top1:.2f} % on the {res.images_origin}")
     return 0 if check.identical and check.run.passed is not False else 1

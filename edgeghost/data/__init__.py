@@ -8,11 +8,11 @@ datasets in the real formats for tests are in :mod:`edgeghost.data.synthetic`.
 
 from .datasets import (
     DATASETS, FOLDER, SPECS, DatasetSpec, Split, default_preprocess, get_spec, load_split, open_dataset,
-    read_cifar_batch, read_idx, split_for_checkpoint,
+    read_cifar_batch, read_idx, split_for_checkpoint, split_for_export,
 )
 from .preprocess import Preprocess
 
 __all__ = [
     "DATASETS", "FOLDER", "SPECS", "DatasetSpec", "Preprocess", "Split", "default_preprocess", "get_spec",
-    "load_split", "open_dataset", "read_cifar_batch", "read_idx", "split_for_checkpoint",
+    "load_split", "open_dataset", "read_cifar_batch", "read_idx", "split_for_checkpoint", "split_for_export",
 ]

@@ -380,6 +380,20 @@ def load_split(
     return train if split == "train" else test
 
 
+def split_for_export(
+    name: str, preprocess: dict | None, split: str = "test", data_dir: str | Path | None = None
+) -> Split:
+    """The ``split`` of dataset ``name`` as an export's recorded preprocessing makes it (``manifest.json``'s
+    ``preprocess``: size, channels, resize rule, mean/std, and for an image folder its ``data_dir``,
+    ``val_fraction`` and ``split_seed``); bench's eval images and the firmware's test images both come from here.
+    Without ``preprocess`` (a plain ``.tflite``) the dataset's default preprocessing."""
+    pp = Preprocess.from_dict(preprocess) if preprocess and "img_size" in preprocess else None
+    if data_dir is None and preprocess:
+        data_dir = preprocess.get("data_dir")  # an image-folder model's own folder (recorded by the export)
+    extra = {k: preprocess[k] for k in ("val_fraction", "split_seed") if preprocess and k in preprocess}
+    return load_split(name, split, data_dir, preprocess=pp, **extra)
+
+
 def split_for_checkpoint(
     ckpt: dict, split: str, data_dir: str | Path | None = None, *, verify: bool = True, download: bool = True
 ) -> Split:

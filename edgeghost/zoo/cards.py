@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import EdgeGhostError
 from ..fileio import atomic_write_json, atomic_write_text
-from ..sysinfo import machine_info
+from ..sysinfo import file_digest, machine_info
 from . import CARDS_DIR, ZOO, pretrained_checkpoint, shipped
 
 FIRMWARE_TARGETS = (("cortex-m4", "reference"), ("cortex-m4", "cmsis-nn"), ("cortex-m55", "reference"))
@@ -33,9 +33,63 @@ def _stage_rows(ladder: list[Any]) -> dict[str, Any]:
     return rows
 
 
+def _reusable_export(out: Path, weights: Path, eval_samples: int | None) -> tuple[dict[str, Any], list[Any]] | None:
+    """The manifest and fidelity ladder of an earlier card export of exactly these weights, evaluated on as many
+    images (so adding firmware numbers to a card does not redo a 10,000-image export); None if there is none."""
+    from types import SimpleNamespace
+
+    from ..export.tflm import EMBEDDED_MODEL
+
+    manifest_path, fidelity_path = out / "manifest.json", out / "fidelity.json"
+    if not (manifest_path.is_file() and fidelity_path.is_file() and (out / "model_int8.tflite").is_file()):
+        return None
+    if not (out / "tflm" / EMBEDDED_MODEL).is_file():
+        return None  # made before the firmware flatbuffer lost its tensor names: its flash numbers are not today's
+    manifest, fidelity = json.loads(manifest_path.read_text()), json.loads(fidelity_path.read_text())
+    recorded = manifest.get("weights") or {}
+    if recorded.get("sha256") is not None:
+        same = recorded["sha256"] == file_digest(weights)
+    else:  # exports made before the manifest recorded the checkpoint's digest
+        same = (recorded.get("checkpoint") == str(weights)
+                and manifest_path.stat().st_mtime > weights.stat().st_mtime)
+    if not same or (eval_samples is not None and (fidelity.get("eval") or {}).get("samples") != eval_samples):
+        return None
+    return manifest, [SimpleNamespace(**row) for row in fidelity["ladder"]]
+
+
+def pretrained_export(name: str, out: str | Path | None = None) -> Path:
+    """The int8 export of a shipped zoo model (``exports/NAME`` by default): reused when that folder holds an
+    export of exactly these weights, made with the default export settings otherwise (for ``firmware
+    --pretrained``)."""
+    from ..export import export_model
+
+    weights = pretrained_checkpoint(name)
+    folder = Path(out) if out is not None else Path("exports") / name
+    if _reusable_export(folder, weights, None) is None:
+        export_model(checkpoint=weights, out=folder, int8=True, verbose=False)
+    return folder
+
+
+def host_latency(export_dir: Path) -> dict[str, Any]:
+    """One-thread latency of the int8 model on this host: LiteRT (XNNPACK) and the TFLite-Micro interpreter."""
+    from ..runtime import load_runner, measure_latency
+
+    int8 = export_dir / "model_int8.tflite"
+    litert = load_runner(int8, threads=1)
+    x = litert.example_input()
+    lat = measure_latency(lambda: litert.run_raw(x), min_time_s=2.0)
+    tflm = load_runner(int8, backend="tflm")
+    _, tflm_lat = tflm.benchmark(tflm.example_input(), min_time_s=2.0)
+    return {"litert_int8_ms": round(lat.median_ms, 3), "tflm_ms": round(tflm_lat.median_ms, 3), "threads": 1,
+            "runs": {"litert_int8": lat.runs, "tflm": tflm_lat.runs}}
+
+
 def make_card(name: str, *, eval_samples: int = 10_000, work: Path | None = None, firmware: bool = False,
-              data_dir: str | None = None) -> dict[str, Any]:
-    """Measure one shipped zoo model and return its card (also written to ``cards/NAME.json``/``.md``)."""
+              data_dir: str | None = None, reuse: bool = True) -> dict[str, Any]:
+    """Measure one shipped zoo model and return its card (also written to ``cards/NAME.json``/``.md``).
+
+    ``reuse``: take the accuracy rows from an earlier export of the same weights (same SHA-256, same number of
+    test images) in ``work/NAME`` instead of exporting again."""
     from ..export import export_model
     from ..models.profile import model_info
     from ..training.checkpoint import load_checkpoint, model_from_checkpoint
@@ -45,14 +99,18 @@ def make_card(name: str, *, eval_samples: int = 10_000, work: Path | None = None
     entry = ZOO[name]
     info = model_info(model_from_checkpoint(ckpt), ckpt["model"])
     out = (work or Path("exports/zoo")) / name
-    result = export_model(checkpoint=path, out=out, int8=True, eval_samples=eval_samples, data_dir=data_dir,
-                          verbose=False)
-    rows = _stage_rows(result.ladder)
+    earlier = _reusable_export(out, path, eval_samples) if reuse else None
+    if earlier is None:
+        result = export_model(checkpoint=path, out=out, int8=True, eval_samples=eval_samples, data_dir=data_dir,
+                              verbose=False)
+        manifest, ladder = result.manifest, result.ladder
+    else:
+        manifest, ladder = earlier
+    rows = _stage_rows(ladder)
     int8_row = rows.get("int8")
     samples = int8_row.samples if int8_row else 0
     top1 = {k: (round(100 * r.top1_accuracy, 2) if r.top1_accuracy is not None else None) for k, r in rows.items()}
     agreement = round(float(int8_row.top1_agreement), 4) if int8_row and int8_row.top1_agreement is not None else None
-    manifest = result.manifest
     card: dict[str, Any] = {
         "name": name,
         "summary": entry.summary,
@@ -68,6 +126,9 @@ def make_card(name: str, *, eval_samples: int = 10_000, work: Path | None = None
         "top1": {"fp32": top1.get("fp32_torch"), "tflite_fp32": top1.get("fp32"), "int8": top1.get("int8"),
                  "tflm": top1.get("tflm"), "test_images": samples},
         "int8_agreement": agreement,
+        "ladder": [{k: getattr(r, k, None) for k in ("stage", "artifact", "max_abs_diff", "rel_diff",
+                                                     "top1_agreement", "top1_accuracy", "samples")}
+                   for r in ladder],
         "qat": bool(ckpt.get("qat")),
         "calibration": manifest["quantization"].get("calibration"),
         "arena_bytes": (manifest.get("tflm") or {}).get("arena_bytes"),
@@ -77,6 +138,8 @@ def make_card(name: str, *, eval_samples: int = 10_000, work: Path | None = None
         "training_curve": ckpt.get("training_curve"),
         "training_command": (ckpt.get("zoo") or {}).get("command", entry.command()),
         "weights": str(path.name),
+        "weights_sha256": file_digest(path),
+        "host": host_latency(out),
         "firmware": {},
         "not_measured": {},
     }
@@ -87,8 +150,11 @@ def make_card(name: str, *, eval_samples: int = 10_000, work: Path | None = None
             key = f"{target}-{kernels}"
             try:
                 m = measure_cortex_m(out, target=target, kernels=kernels, images=2)
-                card["firmware"][key] = {k: m.get(k) for k in ("flash_bytes", "ram_bytes", "arena_bytes",
-                                                               "instructions_mean", "instructions_spread")}
+                ins = m["instructions"]
+                card["firmware"][key] = {"flash_bytes": m["flash_bytes"], "ram_bytes": m["ram_bytes"],
+                                         "instructions": ins["mean"], "instructions_spread": ins["spread"],
+                                         "instructions_per_mac": round(ins["mean"] / info.macs, 3),
+                                         "qemu_machine": m["qemu_machine"]}
             except EdgeGhostError as err:
                 card["not_measured"][key] = str(err)
     else:
@@ -128,6 +194,8 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"| int8 top-1 agreement with fp32 | {agree} |",
         f"| QAT | {'yes' if card['qat'] else 'no (post-training quantization)'} |",
         f"| TFLM arena | {card['arena_bytes']:,} B |" if card["arena_bytes"] else "| TFLM arena | - |",
+        *([f"| host latency, 1 thread | LiteRT int8 {card['host']['litert_int8_ms']:.3f} ms, "
+           f"TFLite-Micro {card['host']['tflm_ms']:.3f} ms |"] if card.get("host") else []),
         f"| epochs | {card['epochs']} |",
         f"| test top-1 per epoch | {', '.join(f'{v:.2f}' for v in curve) or '-'} |",
         "",
@@ -135,10 +203,14 @@ def card_markdown(card: dict[str, Any]) -> str:
         "",
     ]
     if card["firmware"]:
-        lines += ["| firmware target | flash | RAM | instructions / inference |", "|---|---:|---:|---:|"]
+        lines += ["| firmware target | flash | RAM | instructions / inference | instructions / MAC |",
+                  "|---|---:|---:|---:|---:|"]
         for k, v in card["firmware"].items():
-            lines.append(f"| {k} | {v.get('flash_bytes')} | {v.get('ram_bytes')} | {v.get('instructions_mean')} |")
-        lines.append("")
+            lines.append(f"| {k} | {v['flash_bytes']:,} B | {v['ram_bytes']:,} B | {v['instructions'] / 1e6:.2f} M "
+                         f"| {v['instructions_per_mac']:.2f} |")
+        lines += ["", "Instructions are counted on QEMU's emulated core (`-icount shift=0` + a hardware timer), not "
+                  "cycles: a real core spends more cycles on multi-cycle loads, MACs, taken branches and flash wait "
+                  "states.", ""]
     for k, v in card["not_measured"].items():
         lines.append(f"- not measured ({k}): {v}")
     return "\n".join(lines) + "\n"
@@ -154,3 +226,38 @@ def make_cards(names: list[str] | None = None, **kwargs: Any) -> list[dict[str, 
 def load_cards() -> list[dict[str, Any]]:
     """The generated cards that exist (``cards/*.json``), in zoo order."""
     return [json.loads((CARDS_DIR / f"{n}.json").read_text()) for n in ZOO if (CARDS_DIR / f"{n}.json").is_file()]
+
+
+PARETO_TARGET = "cortex-m4-cmsis-nn"
+
+
+def plot_pareto(cards: list[dict[str, Any]], path: str | Path) -> list[str]:
+    """Top-1 (TFLite-Micro int8, full test set) vs Cortex-M4 CMSIS-NN instructions per inference, marker area
+    proportional to the TFLM arena; one point per card that has both numbers. Returns the names left out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..fileio import atomic_path
+
+    have = [c for c in cards if (c.get("firmware") or {}).get(PARETO_TARGET) and c["top1"].get("tflm") is not None]
+    missing = [c["name"] for c in cards if c not in have]
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for c in have:
+        x, y = c["firmware"][PARETO_TARGET]["instructions"] / 1e6, c["top1"]["tflm"]
+        ax.scatter(x, y, s=c["arena_bytes"] / 400, alpha=0.6)
+        ax.annotate(f"{c['name']}\n{c['arena_bytes'] / 1024:.0f} KiB arena", (x, y), fontsize=7, xytext=(6, -4),
+                    textcoords="offset points")
+    if not have:
+        ax.text(0.5, 0.5, "no card has Cortex-M4 numbers (edgeghost zoo --cards --firmware)", ha="center",
+                transform=ax.transAxes)
+    ax.set_xlabel("Cortex-M4 CMSIS-NN instructions per inference, millions (QEMU, emulated)")
+    ax.set_ylabel("top-1, TFLite-Micro int8 (%)")
+    ax.set_title("edgeghost zoo on Fashion-MNIST (10,000 test images); marker area = TFLM arena", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return missing
