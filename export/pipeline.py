@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EdgeGhostError
-from ..fileio import atomic_write_json
+from ..fileio import atomic_write_json, current_umask
 from ..sysinfo import file_digest, tool_versions
 
 DEFAULT_MODEL = "ghostnetv3_small"
@@ -301,15 +301,9 @@ def _prepare_out(out: Path) -> Path:
         raise EdgeGhostError(f"cannot write the export to {out}: {err.strerror or err}") from None
 
 
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
 def _commit(tmp: Path, out: Path) -> None:
     """Move the finished temp folder into place; an older export there is replaced only after success."""
-    mode = 0o777 & ~_umask()
+    mode = 0o777 & ~current_umask()
     for folder in (tmp, *(p for p in tmp.rglob("*") if p.is_dir())):
         folder.chmod(mode)  # mkdtemp makes 0700 folders; an export is meant to be shared
     old = None
@@ -577,7 +571,7 @@ def export_model(
     data_dir: str | Path | None = None,
     calib_samples: int = DEFAULT_CALIB_SAMPLES,
     calib_random_noise: bool = False,
-    calib_method: str = "percentile",
+    calib_method: str | None = None,
     eval_samples: int = DEFAULT_EVAL_SAMPLES,
     layer_report: bool = False,
     img_size: int | None = None,
@@ -603,6 +597,8 @@ def export_model(
         calib_random_noise: calibrate on uniform random pixels instead of real images (explicit opt-in only).
         calib_method: ``percentile`` (inner activation ranges cut at the 99.99th percentile of |x|) or
             ``minmax`` (TFLite's default ranges); see :func:`edgeghost.export.tflite.convert_quantized`.
+            Default: ``minmax`` for a QAT checkpoint (the ranges its fake quantization emulated), else
+            ``percentile``.
         layer_report: also write ``int8_layers.json``/``.md``, the per-layer int8 error report.
         eval_samples: number of test images for the parity checks and the fidelity ladder.
         img_size, in_chans: input size and channels of an untrained model (default 32 and 3); with a
@@ -612,7 +608,7 @@ def export_model(
     """
     from .tflite import CALIB_METHODS
 
-    if calib_method not in CALIB_METHODS:
+    if calib_method is not None and calib_method not in CALIB_METHODS:
         raise EdgeGhostError(f"unknown calibration method {calib_method!r}; choose one of: {', '.join(CALIB_METHODS)}")
     if layer_report and not int8:
         raise EdgeGhostError("the per-layer int8 report needs --int8")
@@ -626,6 +622,8 @@ def export_model(
                        data_dir=data_dir, img_size=img_size, in_chans=in_chans)
     if not src.trained:
         _say(UNTRAINED_WARNING.format(model=src.name, width=src.width), True)
+    if calib_method is None:
+        calib_method = "minmax" if (src.ckpt or {}).get("qat") else "percentile"
     out_dir = Path(out) if out is not None else default_export_dir(src.name, src.width, src.checkpoint)
     # Data before the output folder: a missing dataset fails before anything is written.
     with _timed(timings, "load data", verbose):

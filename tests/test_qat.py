@@ -99,3 +99,42 @@ def test_bad_inputs(gns: torch.nn.Module) -> None:
         prepare_qat(gns, np.zeros((4, 32, 32, 3), np.float32), **NORM)
     with pytest.raises(EdgeGhostError, match="QAT supports"):
         prepare_qat(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3)), np.zeros((2, 32, 32, 3), np.uint8), **NORM)
+
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_qat_finetune_exports_and_its_int8_follows_its_fake_quant_forward(tmp_path: Path) -> None:
+    """`train --qat --from` a trained model (the zoo's ResNet-8) on a few real images, export it with the unchanged
+    chain, and compare on real test images: the fake-quant forward must predict the int8 model better than the
+    float forward of the same weights does (which is what post-training quantization assumes)."""
+    from edgeghost.cli import main
+    from edgeghost.data import split_for_checkpoint
+    from edgeghost.export import export_model
+    from edgeghost.runtime import load_runner
+    from edgeghost.training.checkpoint import load_checkpoint, model_from_checkpoint
+    from edgeghost.training.qat import qat_model_from_checkpoint
+    from edgeghost.zoo import pretrained_checkpoint
+
+    run = tmp_path / "qat"
+    assert main(["train", "--qat", "--from", str(pretrained_checkpoint("resnet8-fmnist")), "--epochs", "1",
+                 "--train-samples", "256", "--test-samples", "64", "--batch-size", "64", "--lr", "0.001",
+                 "--warmup", "0", "--threads", "1", "--out", str(run), "--no-progress"]) == 0
+    ckpt = load_checkpoint(run / "best.pt")
+    assert ckpt["qat"] and ckpt["form"] == "deploy"
+    result = export_model(checkpoint=run / "best.pt", out=tmp_path / "export", int8=True, eval_samples=300,
+                          verbose=False)
+    assert result.manifest["weights"]["trained"]
+    test = split_for_checkpoint(ckpt, "test").subset(300)
+    images = test.array()
+    int8 = load_runner(tmp_path / "export" / "model_int8.tflite", reference_kernels=True).predict(images)
+    x = normalize(torch.from_numpy(images), mean=ckpt["mean"], std=ckpt["std"])
+    with torch.no_grad():
+        fake = qat_model_from_checkpoint(ckpt)(x).double().numpy()
+        fp32 = model_from_checkpoint(ckpt).eval()(x).double().numpy()
+    # Logits, not argmax: on 300 images one borderline image decides an argmax comparison either way.
+    gap_fake, gap_fp32 = np.abs(fake - int8).mean(), np.abs(fp32 - int8).mean()
+    assert gap_fake < 0.5 * gap_fp32, (gap_fake, gap_fp32)
+    assert (fake.argmax(1) == int8.argmax(1)).mean() >= 0.99

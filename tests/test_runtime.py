@@ -361,3 +361,15 @@ def test_runtime_layer_imports_nothing_above_models_and_checkpoints() -> None:
         assert not bad, f"{path.name} imports {bad}"
     # The core ships to devices: it imports nothing from edgeghost but the optional error type.
     assert _edgeghost_imports(root / "core.py", "edgeghost.runtime") == {"edgeghost.errors"}
+
+
+def test_atomic_writes_leave_no_temp_file_and_the_usual_file_mode(tmp_path: Path) -> None:
+    from edgeghost.fileio import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "a" / "result.json", "{}\n")
+    finally:
+        os.umask(old)
+    assert path.read_text() == "{}\n" and [p.name for p in path.parent.iterdir()] == ["result.json"]
+    assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600: results are meant to be read by others
