@@ -16,7 +16,7 @@ DEMO_NAME := demo-$(shell date +%Y%m%d-%H%M%S)
 endif
 DEMO_RUN := runs/$(DEMO_NAME)
 # The deploy half of the demo runs on a trained zoo model (shipped weights), the training half shows a short run.
-DEMO_ZOO ?= gns-w0.5-fmnist
+DEMO_ZOO ?= gns-mcu-fmnist
 DEMO_EXPORT := exports/$(DEMO_NAME)-$(DEMO_ZOO)
 EG := $(BIN)/edgeghost
 # TFLite-Micro source trees for the firmware, found by the library's one rule (--tflm-dir, $TFLM_DIR,

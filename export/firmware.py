@@ -404,6 +404,11 @@ def _write_project(
         _copy(shared / name, src / name)
     for name in _MODEL_FILES:
         _copy(model.tflm_dir / name, src / name)
+    # The op resolver is derived from the op list alone: written fresh, so an export made by an older edgeghost
+    # still gets today's registrations (int8-only kernels).
+    from .tflm import model_ops_header
+
+    (src / "model_ops.h").write_text(model_ops_header(model.info["ops"], model.tflite.name))
     if spec.runner != "board":
         _copy(shared / "tflm.mk", out / "tflm.mk")
         _copy(_makefile(spec), out / "Makefile")

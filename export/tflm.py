@@ -276,9 +276,42 @@ def _model_settings_h(info: dict[str, Any]) -> str:
     )
 
 
+# Ops with an int8-only registration in TFLite-Micro (kernels/<header>): the resolver gets the int8 kernel alone,
+# so the linker drops the float/int16 paths (with CMSIS-NN: the int16 kernels and the reference fallbacks). Exact:
+# a full-integer model runs the same int8 code either way. Reference builds map them to the generic kernels.
+INT8_REGISTRATIONS = {
+    "ADD": "add.h", "CONV_2D": "conv.h", "DEPTHWISE_CONV_2D": "depthwise_conv.h", "FULLY_CONNECTED":
+    "fully_connected.h", "MUL": "mul.h", "AVERAGE_POOL_2D": "pooling.h", "MAX_POOL_2D": "pooling.h", "PAD": "pad.h",
+}
+
+
+def model_ops_header(ops: Sequence[str], src: str) -> str:
+    """``model_ops.h`` for a model with these builtin ops (``src``: the model file named in its header)."""
+    return _model_ops_h(ops, resolver_methods(ops), src)
+
+
 def _model_ops_h(ops: Sequence[str], methods: Sequence[str], src: str) -> str:
     calls = "\n".join(
-        f"  if (resolver.{m}() != kTfLiteOk) return kTfLiteError;  // {op}" for op, m in zip(ops, methods)
+        f"  if (resolver.{m}({f'tflite::Register_{op}_INT8()' if op in INT8_REGISTRATIONS else ''}) != kTfLiteOk) "
+        f"return kTfLiteError;  // {op}" for op, m in zip(ops, methods)
+    )
+    headers = sorted({INT8_REGISTRATIONS[op] for op in ops if op in INT8_REGISTRATIONS})
+    includes = "".join(f'#include "tensorflow/lite/micro/kernels/{h}"\n' for h in headers)
+    return _HEADER.format(src=src) + (
+        "#ifndef EDGEGHOST_MODEL_OPS_H_\n"
+        "#define EDGEGHOST_MODEL_OPS_H_\n\n"
+        f"{includes}"
+        '#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"\n\n'
+        "// Exactly the builtin ops the model uses, int8-only kernels where TFLite-Micro has them: the linker then\n"
+        "// keeps only the code this full-integer model runs.\n"
+        f"constexpr int kNumOps = {len(methods)};\n"
+        "using ModelOpResolver = tflite::MicroMutableOpResolver<kNumOps>;\n\n"
+        "// Registers every op once; a failure means the resolver is too small or an op is missing.\n"
+        "inline TfLiteStatus RegisterModelOps(ModelOpResolver& resolver) {\n"
+        f"{calls}\n"
+        "  return kTfLiteOk;\n"
+        "}\n\n"
+        "#endif  // EDGEGHOST_MODEL_OPS_H_\n"
     )
     return _HEADER.format(src=src) + (
         "#ifndef EDGEGHOST_MODEL_OPS_H_\n"
