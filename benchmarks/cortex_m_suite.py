@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [(n, t, k) for n in names for t in targets for k in args.kernels.split(",")]
     record = {
         "what": "emulated instructions per inference on Cortex-M cores (QEMU -icount shift=0), not cycles",
-        "command": "nice -n 5 .venv/bin/python benchmarks/cortex_m_suite.py " + " ".join(argv or sys.argv[1:]),
+        "command": "nice -n 3 .venv/bin/python benchmarks/cortex_m_suite.py " + " ".join(argv or sys.argv[1:]),
         "machine": machine_info(),
         "anchors_resnet8_ms": [dict(zip(("who", "board", "mhz", "ms"), a)) for a in ANCHORS],
         "rows": rows,
