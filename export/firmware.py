@@ -408,7 +408,7 @@ def _write_project(
     # still gets today's registrations (int8-only kernels).
     from .tflm import model_ops_header
 
-    (src / "model_ops.h").write_text(model_ops_header(model.info["ops"], model.tflite.name))
+    (src / "model_ops.h").write_text(model_ops_header(model.info["ops"], model.info.get("source", model.tflite.name)))
     if spec.runner != "board":
         _copy(shared / "tflm.mk", out / "tflm.mk")
         _copy(_makefile(spec), out / "Makefile")
