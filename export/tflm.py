@@ -313,17 +313,3 @@ def _model_ops_h(ops: Sequence[str], methods: Sequence[str], src: str) -> str:
         "}\n\n"
         "#endif  // EDGEGHOST_MODEL_OPS_H_\n"
     )
-    return _HEADER.format(src=src) + (
-        "#ifndef EDGEGHOST_MODEL_OPS_H_\n"
-        "#define EDGEGHOST_MODEL_OPS_H_\n\n"
-        '#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"\n\n'
-        "// Exactly the builtin ops the model uses: the linker then keeps only these kernels.\n"
-        f"constexpr int kNumOps = {len(methods)};\n"
-        "using ModelOpResolver = tflite::MicroMutableOpResolver<kNumOps>;\n\n"
-        "// Registers every op once; a failure means the resolver is too small or an op is missing.\n"
-        "inline TfLiteStatus RegisterModelOps(ModelOpResolver& resolver) {\n"
-        f"{calls}\n"
-        "  return kTfLiteOk;\n"
-        "}\n\n"
-        "#endif  // EDGEGHOST_MODEL_OPS_H_\n"
-    )
