@@ -69,18 +69,20 @@ def main(argv: list[str] | None = None) -> int:
         "anchors_resnet8_ms": [dict(zip(("who", "board", "mhz", "ms"), a)) for a in ANCHORS],
         "rows": rows,
     }
+    shas = {name: file_digest(pretrained_checkpoint(name)) for name in names}
+    macs: dict[str, int] = {}
     for name, target, kernels in tqdm(jobs, desc="cortex-m suite", file=sys.stderr):
-        weights = pretrained_checkpoint(name)
-        sha = file_digest(weights)
+        sha = shas[name]
         done = next((r for r in old if (r.get("zoo"), r.get("weights_sha256"), r["target"], r["kernels"])
                      == (name, sha, target, kernels)), None)
         if done is None:
             export = pretrained_export(name, args.exports / name)
-            ckpt = load_checkpoint(weights)
-            macs = model_info(model_from_checkpoint(ckpt), ckpt["model"]).macs
+            if name not in macs:
+                ckpt = load_checkpoint(pretrained_checkpoint(name))
+                macs[name] = model_info(model_from_checkpoint(ckpt), ckpt["model"]).macs
             res = fw.measure_cortex_m(export, target=target, kernels=kernels, images=args.images)
             done = {"zoo": name, "model": ZOO[name].model, "width": ZOO[name].width, "weights_sha256": sha,
-                    "macs": macs, "instructions_per_mac": res["instructions"]["mean"] / macs, **res}
+                    "macs": macs[name], "instructions_per_mac": res["instructions"]["mean"] / macs[name], **res}
         rows.append(done)
         record["seconds"] = round(time.time() - started, 1)
         atomic_write_json(args.out, record)

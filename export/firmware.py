@@ -382,7 +382,7 @@ def generate_firmware(
     return out_dir
 
 
-_MODEL_FILES = ("model_data.cc", "model_data.h", "model_settings.h", "model_ops.h")
+_MODEL_FILES = ("model_data.cc", "model_data.h", "model_settings.h")  # model_ops.h is written per project
 
 
 def _write_project(
