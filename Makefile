@@ -6,9 +6,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Debian packages: Fashion-MNIST for the demo; sshd + qemu-user + mmdebstrap for the emulated Raspberry Pi;
-# the Arm toolchain and QEMU for the Cortex-M firmware.
+# the Arm toolchain and QEMU for the Cortex-M firmware; stlink-tools and openocd for `edgeghost flash`.
 APT_DEMO := dataset-fashion-mnist g++ make
-APT_TEST := $(APT_DEMO) openssh-server openssh-client qemu-user mmdebstrap gcc-arm-none-eabi \
+APT_TEST := $(APT_DEMO) openssh-server openssh-client qemu-user mmdebstrap gcc-arm-none-eabi stlink-tools openocd \
 	libnewlib-arm-none-eabi libstdc++-arm-none-eabi-dev qemu-system-arm
 # Each demo run gets its own folders, so `make demo` can be repeated (training never overwrites a run).
 ifndef DEMO_NAME

@@ -37,7 +37,9 @@ class Target:
 
     name: str
     example: str  # folder in firmware_examples/
-    runner: str  # "host" (Linux program), "qemu" (semihosting ELF), "board" (built by the user's tools)
+    # "host" (Linux program), "qemu" (bare-metal ELF run here in QEMU), "flash" (bare-metal ELF built here, run on
+    # the board through `edgeghost flash`), "board" (built by the user's own tools)
+    runner: str
     cc: str = ""  # compiler that --build needs
     package: str = ""  # Debian package(s) providing the toolchain
     cpu_flags: str = ""
@@ -48,6 +50,24 @@ class Target:
     # Processor clock that QEMU feeds the core's SysTick on this board (its SYSCLK/MAINCLK); under
     # `-icount shift=0` one tick is 1e9 / clock_hz instructions. Checked against a calibration loop on every run.
     clock_hz: int = 0
+    board: str = "semihosting"  # firmware_examples/cortex-m/board_<board>.cc: console, clocks, exit
+    board_defines: str = ""  # preprocessor flags for the application sources (chip, emulator build)
+    # On-chip memory of a real chip (the linker script's regions), checked before building; 0 = not a limit here.
+    flash_bytes: int = 0
+    ram_bytes: int = 0
+    # What flashes and resets it: openocd's target configuration (st-flash needs none).
+    openocd_target: str = ""
+    board_note: str = ""  # what the user holds: the board and its console
+
+    @property
+    def bare_metal(self) -> bool:
+        """Built here as a Cortex-M ELF (emulated or flashed)."""
+        return self.runner in ("qemu", "flash")
+
+    @property
+    def serial_console(self) -> bool:
+        """Prints on a USART (STM32 boards) rather than by semihosting."""
+        return self.board != "semihosting"
 
 
 _ARM = "arm-none-eabi-g++"
@@ -68,12 +88,31 @@ TARGETS: dict[str, Target] = {
         # -mcpu=cortex-m55 enables Helium (MVE): CMSIS-NN then compiles its MVE code paths (ARM_MATH_MVEI).
         Target("cortex-m55", "cortex-m", "qemu", _ARM, _ARM_PACKAGE, "-mcpu=cortex-m55",
                "mps3_an547.ld", "mps3-an547", _BOTH, clock_hz=32_000_000),
+        # STM32: register-level clocks and the ST-LINK virtual COM port (board_stm32.cc). The Netduino Plus 2's
+        # STM32F405 is the one QEMU models (its USART, not its clock tree): the STM32F4 code runs here in CI; the
+        # NUCLEO boards build here and run through `edgeghost flash`. Under QEMU SysTick runs at 168 MHz.
+        Target("netduinoplus2", "cortex-m", "qemu", _ARM, _ARM_PACKAGE, "-mcpu=cortex-m4 -mfpu=fpv4-sp-d16",
+               "stm32f405.ld", "netduinoplus2", _BOTH, clock_hz=168_000_000, board="stm32",
+               board_defines="-DEDGEGHOST_STM32F405 -DEDGEGHOST_SEMIHOSTING_EXIT", flash_bytes=1 << 20,
+               ram_bytes=128 << 10, openocd_target="target/stm32f4x.cfg",
+               board_note="STM32F405RG at 168 MHz, USART1 on PA9/PA10"),
+        Target("nucleo-f446re", "cortex-m", "flash", _ARM, _ARM_PACKAGE, "-mcpu=cortex-m4 -mfpu=fpv4-sp-d16",
+               "stm32f446re.ld", "", _BOTH, clock_hz=180_000_000, board="stm32",
+               board_defines="-DEDGEGHOST_STM32F446", flash_bytes=512 << 10, ram_bytes=128 << 10,
+               openocd_target="target/stm32f4x.cfg",
+               board_note="STM32F446RE at 180 MHz, ST-LINK virtual COM port on USART2 (PA2/PA3)"),
+        Target("nucleo-l4r5zi", "cortex-m", "flash", _ARM, _ARM_PACKAGE, "-mcpu=cortex-m4 -mfpu=fpv4-sp-d16",
+               "stm32l4r5zi.ld", "", _BOTH, clock_hz=120_000_000, board="stm32",
+               board_defines="-DEDGEGHOST_STM32L4R5", flash_bytes=2 << 20, ram_bytes=640 << 10,
+               openocd_target="target/stm32l4x.cfg",
+               board_note="STM32L4R5ZI at 120 MHz, ST-LINK virtual COM port on LPUART1 (PG7/PG8)"),
         Target("esp32s3", "esp32s3", "board", kernels=("esp-nn",), sources="main"),
         Target("arduino", "arduino", "board", kernels=("arduino",), sources="edgeghost_classifier"),
     )
 }
 KERNELS = ("reference", "cmsis-nn")
 CORTEX_M_TARGETS = tuple(name for name, t in TARGETS.items() if t.runner == "qemu")
+BOARD_TARGETS = tuple(name for name, t in TARGETS.items() if t.runner == "flash")
 _TREE_SUBDIR = {"reference": "reference", "cmsis-nn": "cmsis_nn"}
 _QEMU_PACKAGE = "qemu-system-arm"
 
@@ -359,6 +398,9 @@ def to_model_inputs(images: np.ndarray, info: dict[str, Any]) -> np.ndarray:
     return quantize(images, info["input"]["scale"], info["input"]["zero_point"], np.int8)
 
 
+APPS = ("classifier", "mlperf-tiny")
+
+
 def generate_firmware(
     model: ModelSource,
     out_dir: str | Path,
@@ -366,37 +408,85 @@ def generate_firmware(
     target: str,
     kernels: str = "reference",
     test_images: np.ndarray | None = None,
+    app: str = "classifier",
 ) -> Path:
     """Write a ready firmware project for ``target`` into ``out_dir`` (replaced atomically); returns it.
 
     ``test_images`` (uint8 N×H×W×C): for the self-checking targets (Cortex-M, boards) they are embedded with the
     TFLite-Micro Python interpreter's outputs, so the firmware itself reports whether it matches.
+    ``app``: ``classifier`` (the self-checking test program) or ``mlperf-tiny`` (the MLPerf Tiny / EEMBC runner
+    harness, on the host — target ``mlperf-tiny`` — or over the UART of an STM32 target).
     """
     spec = get_target(target)
     if spec.runner != "board" and kernels not in spec.kernels:
         raise EdgeGhostError(f"target {target} builds with {' or '.join(spec.kernels)} kernels, not {kernels}")
+    if app not in APPS:
+        raise EdgeGhostError(f"unknown app {app!r}; choose one of {', '.join(APPS)}")
+    if spec.name == "mlperf-tiny":
+        app = "mlperf-tiny"
+    elif app == "mlperf-tiny" and not (spec.bare_metal and spec.serial_console):
+        raise EdgeGhostError("the MLPerf Tiny harness runs on the host (--target mlperf-tiny) or over the UART of "
+                             f"an STM32 target ({', '.join(t for t in TARGETS if TARGETS[t].serial_console)})")
     from .tflm import replace_dir
 
     out_dir = Path(out_dir)
-    replace_dir(out_dir, lambda tmp: _write_project(spec, model, tmp, kernels=kernels, test_images=test_images))
+    replace_dir(out_dir, lambda tmp: _write_project(spec, model, tmp, kernels=kernels, test_images=test_images,
+                                                    app=app))
     return out_dir
 
 
 _MODEL_FILES = ("model_data.cc", "model_data.h", "model_settings.h")  # model_ops.h is written per project
+EXPECTED_OUTPUTS = "expected_outputs.npy"  # int8 N×classes of the TFLite-Micro Python interpreter, per project
+# The linker script's stack and heap reservations (sections.ld): RAM the arena cannot have.
+_STACK_HEAP_BYTES = 0x8000 + 0x4000
+
+
+def _check_fits(spec: Target, info: dict[str, Any]) -> None:
+    """One clear line when the model cannot fit the chip, before anything is written or compiled."""
+    if spec.ram_bytes and info["arena_bytes"] + _STACK_HEAP_BYTES > spec.ram_bytes:
+        raise EdgeGhostError(
+            f"{spec.name} has {spec.ram_bytes // 1024} KiB SRAM: the model's {info['arena_bytes'] / 1024:.1f} KiB "
+            f"TFLM arena plus {_STACK_HEAP_BYTES // 1024} KiB stack and heap does not fit; pick a smaller model "
+            f"or a board with more RAM (nucleo-l4r5zi: 640 KiB)")
+    model_bytes = info.get("model_bytes") or 0
+    if spec.flash_bytes and model_bytes > spec.flash_bytes:
+        raise EdgeGhostError(f"{spec.name} has {spec.flash_bytes // 1024} KiB flash: the model alone is "
+                             f"{model_bytes / 1024:.0f} KiB")
+
+
+def _example_files(spec: Target, app: str) -> list[tuple[Path, Path]]:
+    """(file, path in the project) of the example sources: the target's example and, for the MLPerf Tiny app
+    on a board, the harness in place of the board's test program. One board layer and one harness I/O file."""
+    folders = [EXAMPLES_DIR / spec.example]
+    if app == "mlperf-tiny" and spec.example != "mlperf_tiny":
+        folders.append(EXAMPLES_DIR / "mlperf_tiny")
+    io_file = "io_board.cc" if spec.bare_metal else "io_host.cc"
+    files = []
+    for folder in folders:
+        if not folder.is_dir():
+            raise EdgeGhostError(f"firmware examples not found at {EXAMPLES_DIR} (broken install?)")
+        for f in sorted(folder.rglob("*")):
+            rel = f.relative_to(folder)
+            if not f.is_file() or rel.name == "Makefile":
+                continue  # the Makefile is chosen per runner
+            if rel.name.startswith("board_") and rel.name != f"board_{spec.board}.cc":
+                continue  # the Makefile compiles every source in src/
+            if rel.name.startswith("io_") and rel.name != io_file:
+                continue
+            if len(folders) > 1 and folder == folders[0] and rel.name in ("main.cc", "README.md"):
+                continue  # the harness brings its own main() and README
+            files.append((f, rel))
+    return files
 
 
 def _write_project(
-    spec: Target, model: ModelSource, out: Path, *, kernels: str, test_images: np.ndarray | None
+    spec: Target, model: ModelSource, out: Path, *, kernels: str, test_images: np.ndarray | None, app: str
 ) -> None:
-    example = EXAMPLES_DIR / spec.example
-    if not example.is_dir():
-        raise EdgeGhostError(f"firmware examples not found at {EXAMPLES_DIR} (broken install?)")
     info = model.info
     src = out / spec.sources
-    for f in sorted(example.rglob("*")):
-        rel = f.relative_to(example)
-        if not f.is_file() or rel.name == "Makefile":
-            continue  # the Makefile is chosen per runner below
+    if spec.bare_metal:
+        _check_fits(spec, info)
+    for f, rel in _example_files(spec, app):
         # Board projects keep their own layout; the make-based ones get sources under src/.
         _copy(f, out / rel if spec.runner == "board" or rel.name == "README.md" else src / rel)
     shared = EXAMPLES_DIR / "common"
@@ -413,28 +503,33 @@ def _write_project(
         _copy(shared / "tflm.mk", out / "tflm.mk")
         _copy(_makefile(spec), out / "Makefile")
 
-    if test_images is not None and spec.runner != "host":
+    if test_images is not None and spec.runner != "host" and app == "classifier":
         inputs = to_model_inputs(test_images, info)
         from ..runtime.tflm import tflm_invoke
 
         expected = np.asarray(tflm_invoke(model.tflite, inputs, arena_size=info["arena_bytes"])).astype(np.int8)
-        h, cc = _test_data_files(inputs, expected.reshape(len(inputs), -1))
+        expected = expected.reshape(len(inputs), -1)
+        h, cc = _test_data_files(inputs, expected)
         (src / "test_data.h").write_text(h)
         (src / "test_data.cc").write_text(cc)
-    elif spec.runner in ("qemu", "board"):
+        # The same reference outputs for the host side of a board run (`edgeghost flash` checks them itself).
+        np.save(out / EXPECTED_OUTPUTS, expected)
+    elif spec.runner in ("qemu", "flash", "board") and app == "classifier":
         raise EdgeGhostError(f"target {spec.name} embeds test images: pass test images (--num-images ≥ 1)")
 
     if spec.name == "arduino":  # the Arduino builder compiles .cpp, not .cc
         for f in src.glob("*.cc"):
             f.rename(f.with_suffix(".cpp"))
-    if spec.runner == "qemu":
+    if spec.bare_metal:
         (out / "board.mk").write_text(
-            "# Generated by edgeghost: the core this project is built for.\n"
+            f"# Generated by edgeghost: the core and board this project is built for ({spec.name}).\n"
             f"CPU_FLAGS := {spec.cpu_flags}\nLINKER_SCRIPT := src/{spec.linker_script}\n"
-            f"QEMU_MACHINE := {spec.qemu_machine}\n"
+            f"APP_DEFINES := {spec.board_defines}\n"
+            f"QEMU_MACHINE := {spec.qemu_machine}\nQEMU_SERIAL := {'stdio' if spec.serial_console else 'none'}\n"
         )
     facts = {
         "target": spec.name,
+        "app": app,
         "kernels": kernels if spec.runner != "board" else spec.kernels[0],
         "model": model.tflite.name,
         "ops": info["ops"],
@@ -492,7 +587,7 @@ def build_firmware(
     spec = get_target(facts["target"])
     check_toolchain(spec.name)
     tree = resolve_tflm_dir(tflm_dir, kernels=facts["kernels"])
-    sources = tflm_sources(tree, facts["ops"], own_platform=spec.runner == "qemu")
+    sources = tflm_sources(tree, facts["ops"], own_platform=spec.bare_metal)
     (project / "tflm_sources.mk").write_text(
         f"# Generated by edgeghost: the TFLite-Micro sources for ops {', '.join(facts['ops'])}.\n"
         f"TFLM_INCLUDES := {' '.join(_tflm_includes(tree))}\n"
@@ -517,7 +612,7 @@ def build_firmware(
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
         raise EdgeGhostError(f"firmware build failed in {project}:\n{tail}")
-    binary = project / "build" / ("edgeghost_fw.elf" if spec.runner == "qemu" else "edgeghost_fw")
+    binary = project / "build" / ("edgeghost_fw.elf" if spec.bare_metal else "edgeghost_fw")
     if not binary.is_file():
         raise EdgeGhostError(f"build finished but {binary} is missing")
     return binary
@@ -552,13 +647,15 @@ class FirmwareRun:
 
 def parse_results(log: str) -> np.ndarray:
     """The int8 scores of every ``result`` line, in input order."""
+    log = log.replace("\r", "")  # a UART console ends lines with CR LF
     rows = sorted((int(m.group(1)), [int(v) for v in m.group(3).split(",")]) for m in _RESULT.finditer(log))
     if not rows:
         raise EdgeGhostError("firmware printed no result lines:\n" + "\n".join(log.splitlines()[-10:]))
     return np.array([r for _, r in rows], dtype=np.int8)
 
 
-def _parse_costs(log: str) -> dict[str, Any]:
+def parse_costs(log: str) -> dict[str, Any]:
+    log = log.replace("\r", "")
     timed = sorted((int(m.group(1)), int(m.group(2)), int(m.group(3))) for m in _TICKS.finditer(log))
     cal = _CALIBRATION.search(log)
     prof = _PROFILE.search(log)
@@ -571,13 +668,19 @@ def _parse_costs(log: str) -> dict[str, Any]:
     }
 
 
-def qemu_command(target: str, elf: str | Path) -> list[str]:
-    """The QEMU command line that runs a Cortex-M ELF: semihosting for output and exit code, and
-    ``-icount shift=0`` so virtual time advances exactly 1 ns per guest instruction (the timer then counts
-    instructions, deterministically)."""
+def qemu_command(target: str, elf: str | Path, *, icount: bool = True) -> list[str]:
+    """The QEMU command line that runs a Cortex-M ELF: semihosting for the exit code (and the MPS boards' output),
+    the first USART on stdin/stdout for the STM32 boards, and ``-icount shift=0`` so virtual time advances exactly
+    1 ns per guest instruction (the timer then counts instructions, deterministically).
+
+    ``icount=False`` for programs that read the console (the MLPerf Tiny harness): under ``-icount`` QEMU 7.2
+    delivers no input to the emulated USART while the guest polls it, so those runs use QEMU's real-time clock.
+    """
     spec = get_target(target)
-    return ["qemu-system-arm", "-M", spec.qemu_machine, "-nographic", "-monitor", "none", "-serial", "none",
-            "-icount", "shift=0", "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)]
+    serial = "stdio" if spec.serial_console else "none"
+    timing = ["-icount", "shift=0"] if icount else []
+    return ["qemu-system-arm", "-M", spec.qemu_machine, "-nographic", "-monitor", "none", "-serial", serial,
+            *timing, "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)]
 
 
 def run_firmware(
@@ -588,6 +691,9 @@ def run_firmware(
     project = Path(project)
     facts = json.loads((project / "edgeghost_firmware.json").read_text())
     spec = get_target(facts["target"])
+    if facts.get("app") == "mlperf-tiny":
+        raise EdgeGhostError("the MLPerf Tiny harness is driven by the EEMBC runner (or piped commands, see its "
+                             "README), not by --run")
     if spec.runner == "host":
         if inputs is None:
             raise EdgeGhostError("the host firmware needs inputs to run on")
@@ -598,6 +704,8 @@ def run_firmware(
         if shutil.which("qemu-system-arm") is None:
             raise EdgeGhostError(f"qemu-system-arm not found: install it with `sudo apt-get install {_QEMU_PACKAGE}`")
         cmd = qemu_command(spec.name, project / "build/edgeghost_fw.elf")
+    elif spec.runner == "flash":
+        raise EdgeGhostError(f"target {spec.name} runs on its board: edgeghost flash --project {project}")
     else:
         raise EdgeGhostError(f"target {spec.name} runs on its board, not here")
     try:
@@ -609,7 +717,7 @@ def run_firmware(
         raise EdgeGhostError(f"host firmware exited with {proc.returncode}:\n{log[-2000:]}")
     if spec.runner == "qemu" and proc.returncode not in (0, 1):
         raise EdgeGhostError(f"firmware in QEMU exited with {proc.returncode}:\n{log[-2000:]}")
-    costs = _parse_costs(log) if spec.runner == "qemu" else {}
+    costs = parse_costs(log) if spec.runner == "qemu" else {}
     return FirmwareRun(parse_results(log), None if spec.runner == "host" else proc.returncode == 0, log, **costs)
 
 
@@ -801,6 +909,7 @@ def make_firmware(
     cache_dir: str | Path | None = None,
     jobs: int | None = None,
     timeout: float = 600.0,
+    app: str = "classifier",
 ) -> FirmwareResult:
     """Generate a project for ``target`` and, with ``build``/``run``, compile it, read its size, run it (host
     program or QEMU), compare every int8 output with the TFLite-Micro Python interpreter's and, on Cortex-M,
@@ -818,9 +927,12 @@ def make_firmware(
     if build:
         check_toolchain(target)  # fail before the (slow) generation; board targets raise here (own tools)
         resolve_tflm_dir(tflm_dir, kernels=kernels)
-    if run and spec.name == "mlperf-tiny":
+    if run and spec.runner == "flash":
+        raise EdgeGhostError(f"{spec.name} runs on the board: build here (--build), then "
+                             f"`edgeghost flash --project {out_dir}` flashes it and checks its outputs")
+    if run and (spec.name == "mlperf-tiny" or app == "mlperf-tiny"):
         raise EdgeGhostError("run the MLPerf Tiny harness with the EEMBC runner or by piping commands "
-                             "(see its README); --run checks host and cortex-m targets")
+                             "(see its README); --run checks the classifier app")
     with tempfile.TemporaryDirectory() as work:
         model = _model_source(model_or_export, Path(work), labels)
         labels_ = None
@@ -828,7 +940,7 @@ def make_firmware(
             images, labels_, origin = sample_test_set(model, num=num_images, dataset=dataset, data_dir=data_dir)
         else:
             origin = f"{len(images)} given images"
-        project = generate_firmware(model, out_dir, target=target, kernels=kernels, test_images=images)
+        project = generate_firmware(model, out_dir, target=target, kernels=kernels, test_images=images, app=app)
         result = FirmwareResult(project, spec.name, kernels, model, origin)
         if not build:
             return result

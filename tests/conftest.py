@@ -63,3 +63,83 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     export_model(checkpoint=paths["checkpoint"], out=paths["export"], int8=True, data_dir=paths["data"],
                  calib_samples=32, eval_samples=16, verbose=False)
     return paths
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory):
+    """A tiny int8 CNN with a [1, 40, 40, 1] input (conv, depthwise, pointwise, mean, dense): seconds to build
+    into any firmware target, and not 32×32×3, so the firmware's shapes must come from the model."""
+    import numpy as np
+
+    tf = pytest.importorskip("tensorflow")
+    from edgeghost.export import firmware as fw
+
+    shape = (40, 40, 1)
+    tf.keras.utils.set_random_seed(0)
+    inp = tf.keras.Input(shape, batch_size=1)
+    x = tf.keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(inp)
+    x = tf.keras.layers.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+    x = tf.keras.layers.Conv2D(16, 1, activation="relu")(x)
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    model = tf.keras.Model(inp, tf.keras.layers.Dense(10)(x))
+    rng = np.random.default_rng(0)
+
+    def calibration():
+        for _ in range(8):
+            yield [rng.uniform(-128, 127, (1, *shape)).astype(np.float32)]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = calibration
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = conv.inference_output_type = tf.int8
+    work = tmp_path_factory.mktemp("tiny")
+    path = work / "tiny40.tflite"
+    path.write_bytes(conv.convert())
+    return fw.model_from_tflite(path, work / "tflm")
+
+
+class MLPerfExchange:
+    """A scripted EEMBC runner session (performance mode) and the checks on the harness's replies: every
+    command answered with m-ready, one load, two timestamps, and scores equal to the TFLite-Micro Python
+    interpreter's on the same pixels (dequantized, 3 decimals)."""
+
+    CHUNK = 512  # hex digits per `db` command
+
+    def commands(self, pixels) -> list[str]:
+        digits = pixels.tobytes().hex()
+        chunks = [digits[i : i + self.CHUNK] for i in range(0, len(digits), self.CHUNK)]
+        return ["name", "profile", f"db load {pixels.size}", *(f"db {c}" for c in chunks), "infer 2 1", "results"]
+
+    def script(self, pixels) -> str:
+        return "".join(f"{c}%" for c in self.commands(pixels))
+
+    def check(self, out: str, model, pixels) -> list[int]:
+        """Asserts the replies; returns the two m-lap-us timestamps."""
+        import re
+
+        import numpy as np
+
+        from edgeghost.runtime.tflm import tflm_invoke
+
+        out = out.replace("\r", "")
+        assert "m-init-done" in out and out.count("m-ready") == len(self.commands(pixels)) + 1
+        assert "m-name-dut-[edgeghost]" in out and "m-model-[ic01]" in out
+        assert f"m-[Expecting {pixels.size} bytes]" in out and out.count("m-load-done") == 1
+        laps = [int(v) for v in re.findall(r"m-lap-us-(\d+)", out)]
+        assert "m-infer-done" in out and len(laps) == 2 and laps[1] >= laps[0]
+        results = re.findall(r"m-results-\[([^\]]*)\]", out)
+        assert len(results) == 2 and results[0] == results[1]  # infer prints them, `results` repeats them
+        got = np.array([float(v) for v in results[0].split(",")])
+        # The harness feeds uint8 pixels as int8 = pixel - 128 and prints dequantized scores with 3 decimals.
+        shape = tuple(model.info["input"]["shape"])
+        raw = tflm_invoke(model.tflite, (pixels.astype(np.int16) - 128).astype(np.int8).reshape(shape))
+        out_q = model.info["output"]
+        want = out_q["scale"] * (raw.reshape(-1).astype(np.float64) - out_q["zero_point"])
+        np.testing.assert_allclose(got, want, atol=0.0006)
+        return laps
+
+
+@pytest.fixture(scope="session")
+def mlperf() -> MLPerfExchange:
+    return MLPerfExchange()

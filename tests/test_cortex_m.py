@@ -22,38 +22,11 @@ import pytest
 from edgeghost.errors import EdgeGhostError
 from edgeghost.export import firmware as fw
 
-SHAPE = (40, 40, 1)
+SHAPE = (40, 40, 1)  # the conftest tiny_model's input
 NUM_IMAGES = 2
 # The per-op sum leaves out the interpreter's loop between ops and the profiler hooks; on this 6-op model that
 # is a few hundred instructions of ~10^5. On the real models (benchmarks/results/cortex_m_suite.md) it is < 1 %.
 OPS_TOLERANCE = 0.05
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> fw.ModelSource:
-    tf = pytest.importorskip("tensorflow")
-    tf.keras.utils.set_random_seed(0)
-    inp = tf.keras.Input(SHAPE, batch_size=1)
-    x = tf.keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(inp)
-    x = tf.keras.layers.DepthwiseConv2D(3, padding="same", activation="relu")(x)
-    x = tf.keras.layers.Conv2D(16, 1, activation="relu")(x)
-    x = tf.keras.layers.GlobalAveragePooling2D()(x)
-    model = tf.keras.Model(inp, tf.keras.layers.Dense(10)(x))
-    rng = np.random.default_rng(0)
-
-    def calibration():
-        for _ in range(8):
-            yield [rng.uniform(-128, 127, (1, *SHAPE)).astype(np.float32)]
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = calibration
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = conv.inference_output_type = tf.int8
-    work = tmp_path_factory.mktemp("tiny")
-    path = work / "tiny40.tflite"
-    path.write_bytes(conv.convert())
-    return fw.model_from_tflite(path, work / "tflm")
 
 
 @pytest.fixture(scope="module")

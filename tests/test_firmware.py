@@ -98,29 +98,13 @@ def test_firmware_outputs_identical_to_tflm_python(target: str, kernels: str, mo
 
 @pytest.mark.slow
 def test_mlperf_tiny_harness_answers_its_commands(model: fw.ModelSource, images: np.ndarray, tflm_root: Path,
-                                                  cache_dir: Path, tmp_path: Path) -> None:
+                                                  cache_dir: Path, tmp_path: Path, mlperf) -> None:
     project = fw.generate_firmware(model, tmp_path / "mlperf", target="mlperf-tiny")
     binary = fw.build_firmware(project, tflm_dir=tflm_root, cache_dir=cache_dir, jobs=os.cpu_count())
     pixels = images[0].reshape(-1)
-    hex_digits = pixels.tobytes().hex()
-    chunks = [hex_digits[i : i + 512] for i in range(0, len(hex_digits), 512)]
-    script = ["name", "profile", f"db load {pixels.size}", *(f"db {c}" for c in chunks), "infer 2 1", "results"]
-    proc = subprocess.run([str(binary)], input="".join(f"{c}%" for c in script), capture_output=True, text=True,
+    proc = subprocess.run([str(binary)], input=mlperf.script(pixels), capture_output=True, text=True,
                           timeout=120, check=True)
-    out = proc.stdout
-    assert "m-init-done" in out and out.count("m-ready") == len(script) + 1
-    assert "m-name-dut-[edgeghost]" in out and "m-model-[ic01]" in out
-    assert f"m-[Expecting {pixels.size} bytes]" in out and out.count("m-load-done") == 1
-    assert "m-infer-done" in out and len(re.findall(r"m-lap-us-\d+", out)) == 2
-    results = re.findall(r"m-results-\[([^\]]*)\]", out)
-    assert len(results) == 2 and results[0] == results[1]  # infer prints them, `results` repeats them
-    got = np.array([float(v) for v in results[0].split(",")])
-    # The harness feeds uint8 pixels as int8 = pixel - 128 and prints dequantized scores with 3 decimals.
-    shape = tuple(model.info["input"]["shape"])
-    raw = tflm_invoke(model.tflite, (pixels.astype(np.int16) - 128).astype(np.int8).reshape(shape))
-    out_q = model.info["output"]
-    want = out_q["scale"] * (raw.reshape(-1).astype(np.float64) - out_q["zero_point"])
-    np.testing.assert_allclose(got, want, atol=0.0006)
+    mlperf.check(proc.stdout, model, pixels)
 
 
 def test_board_projects_carry_the_same_generated_files(model: fw.ModelSource, images: np.ndarray,

@@ -55,6 +55,7 @@ SUBSTITUTIONS = [
 SKIP_LINES = [
     (r"^make (demo|test)\b", "the set-up itself: it created the venv this test runs in"),
     (r"pi@|--device rpi4\b|^edgeghost device setup\b", "needs a real Raspberry Pi host"),
+    (r"^edgeghost flash\b(?!.*--dry-run)", "needs an STM32 board on an ST-LINK (tests/test_stm32.py checks the rest)"),
 ]
 # (document, start of the block's first command) → whose fix it waits for. Keep this short.
 KNOWN_FAILURES: dict[tuple[str, str], str] = {}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = ("generate TFLite-Micro firmware (host, Cortex-M4/M7/M33/M55, ESP32-S3, Arduino, MLPerf Tiny) for an int8 "
-        "model")
+HELP = ("generate TFLite-Micro firmware (host, Cortex-M4/M7/M33/M55, STM32 NUCLEO, ESP32-S3, Arduino, MLPerf Tiny) "
+        "for an int8 model")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -18,10 +18,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--pretrained", metavar="NAME",
                      help="a shipped zoo model (`edgeghost zoo`): its export in exports/NAME, made now if missing")
     p.add_argument("--target", required=True,
-                   help="host, mlperf-tiny, cortex-m4, cortex-m7, cortex-m33, cortex-m55, esp32s3, arduino")
+                   help="host, mlperf-tiny, cortex-m4, cortex-m7, cortex-m33, cortex-m55, netduinoplus2 (QEMU), "
+                        "nucleo-f446re, nucleo-l4r5zi (flashed with `edgeghost flash`), esp32s3, arduino")
     p.add_argument("--out", type=Path, required=True, help="project folder to write (replaced)")
     p.add_argument("--kernels", default="reference",
                    help="TFLM kernels: reference, or cmsis-nn for Cortex-M (default: %(default)s)")
+    p.add_argument("--app", default="classifier",
+                   help="classifier (self-checking test program) or mlperf-tiny (the MLPerf Tiny harness over the "
+                        "UART of an STM32 target; the host harness is --target mlperf-tiny) (default: %(default)s)")
     p.add_argument("--labels", help="comma-separated class names for --tflite (default class_0, class_1, ...)")
     p.add_argument("--num-images", type=int, default=4, help="test images embedded/run (default: %(default)s)")
     p.add_argument("--dataset", help="dataset for the test images (default: the export's; random pixels otherwise)")
@@ -46,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     res = fw.make_firmware(
         source, args.out, target=args.target, kernels=args.kernels, num_images=args.num_images,
         dataset=args.dataset, data_dir=args.data_dir, labels=args.labels.split(",") if args.labels else None,
-        build=args.build, run=args.run, tflm_dir=args.tflm_dir,
+        build=args.build, run=args.run, tflm_dir=args.tflm_dir, app=args.app,
         cache_dir=args.cache_dir or fw.default_cache_dir(), jobs=args.jobs,
     )
     info = res.model.info

@@ -46,12 +46,13 @@ $(TFLM_OBJ_DIR)/%.c.o: $(TFLM_DIR)/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(DEPFLAGS) $(INCLUDES) -c $< -o $@
 
+# APP_DEFINES (the board's, from board.mk) reach the application sources only, never the shared TFLM objects.
 $(BUILD_DIR)/app/%.cc.o: src/%.cc
 	@mkdir -p $(dir $@)
-	$(CXX) $(CXXFLAGS) $(DEPFLAGS) $(INCLUDES) -c $< -o $@
+	$(CXX) $(CXXFLAGS) $(APP_DEFINES) $(DEPFLAGS) $(INCLUDES) -c $< -o $@
 
 $(BUILD_DIR)/app/%.c.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(DEPFLAGS) $(INCLUDES) -c $< -o $@
+	$(CC) $(CFLAGS) $(APP_DEFINES) $(DEPFLAGS) $(INCLUDES) -c $< -o $@
 
 -include $(APP_OBJS:.o=.d) $(TFLM_OBJS:.o=.d)

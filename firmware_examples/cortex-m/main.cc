@@ -1,6 +1,7 @@
-// Bare-metal Cortex-M firmware (QEMU mps2/mps3 boards, or a real board with a debug probe).
+// Bare-metal Cortex-M firmware (QEMU mps2/mps3 and netduinoplus2 machines, STM32 NUCLEO boards).
 // Runs the test inputs embedded in test_data.cc, compares every int8 output with the TFLite-Micro Python
-// interpreter's output for the same input (also embedded), prints over semihosting, and exits 0 only if
+// interpreter's output for the same input (also embedded), prints on the console (semihosting or the board's
+// USART), and exits 0 only if
 // all outputs are identical: the exit code is the test verdict. It also reports what each inference costs in
 // ticks of the core's SysTick timer (instructions under `qemu-system-arm -icount shift=0`, cycles on hardware),
 // a calibration of those ticks against a loop of known length, and a per-op profile of one extra inference.
@@ -25,6 +26,8 @@ uint32_t TimeLoop(uint32_t iterations) {
 // Timer and cycle counter on, calibration, then the shared TFLM setup (ops, interpreter, arena, profiler).
 bool setup() {
   PlatformInit();
+  // ticks are cycles of this clock on hardware (QEMU's SysTick runs at its machine's fixed clock instead).
+  PlatformPrintf("clock hz=%lu source=%s\n", static_cast<unsigned long>(PlatformClockHz()), PlatformClockSource());
   // Two loop lengths: their difference is exactly 2 × kCalibrationIterations instructions, call overhead cancels.
   const uint32_t one = TimeLoop(kCalibrationIterations);
   const uint32_t two = TimeLoop(2 * kCalibrationIterations);

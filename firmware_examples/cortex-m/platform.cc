@@ -1,19 +1,16 @@
-// Semihosting I/O, exit, SysTick tick timer, DWT cycle counter and TFLite-Micro's logging/time hooks for
-// bare-metal Cortex-M.
+// SysTick tick timer, DWT cycle counter, console and exit over the board layer (board.h), TFLite-Micro's
+// logging/time hooks and the newlib system calls for bare-metal Cortex-M.
 #include "platform.h"
 
 #include <cstdarg>
 #include <cstdio>
 
+#include "board.h"
+
 #include "tensorflow/lite/micro/debug_log.h"
 #include "tensorflow/lite/micro/micro_time.h"
 
 namespace {
-// Semihosting operations (Arm "Semihosting for AArch32 and AArch64", v2).
-constexpr int kSysWrite0 = 0x04;
-constexpr int kSysExitExtended = 0x20;
-constexpr uint32_t kApplicationExit = 0x20026;
-
 // Cortex-M debug registers for the cycle counter.
 volatile uint32_t* const kDemcr = reinterpret_cast<volatile uint32_t*>(0xE000EDFC);
 volatile uint32_t* const kDwtCtrl = reinterpret_cast<volatile uint32_t*>(0xE0001000);
@@ -28,35 +25,33 @@ constexpr uint32_t kSysTickMask = 0x00FFFFFF;  // 24-bit down-counter
 constexpr uint32_t kPendSysTick = 1u << 26;    // ICSR.PENDSTSET
 volatile uint32_t systick_wraps = 0;
 
-// BKPT 0xAB is the M-profile semihosting trap; the debugger or QEMU services it and returns in r0.
-int Semihost(int op, const void* arg) {
-  register int r0 __asm__("r0") = op;
-  register const void* r1 __asm__("r1") = arg;
-  __asm__ volatile("bkpt 0xAB" : "+r"(r0) : "r"(r1) : "memory");
-  return r0;
-}
 }  // namespace
 
-void PlatformPrint(const char* text) { Semihost(kSysWrite0, text); }
+void PlatformPrint(const char* text) { BoardWrite(text); }
 
-void PlatformPrintf(const char* format, ...) {
+void PlatformVPrintf(const char* format, va_list args) {
   char line[256];
-  va_list args;
-  va_start(args, format);
   vsnprintf(line, sizeof(line), format, args);
-  va_end(args);
   PlatformPrint(line);
 }
 
-void PlatformExit(int code) {
-  // The extended form carries the exit code itself, not just "stopped", so CI sees pass/fail.
-  const uint32_t block[2] = {kApplicationExit, static_cast<uint32_t>(code)};
-  Semihost(kSysExitExtended, block);
-  for (;;) {
-  }
+void PlatformPrintf(const char* format, ...) {
+  va_list args;
+  va_start(args, format);
+  PlatformVPrintf(format, args);
+  va_end(args);
 }
 
+void PlatformExit(int code) { BoardExit(code); }
+
+int PlatformReadChar() { return BoardReadChar(); }
+
+uint32_t PlatformClockHz() { return BoardClockHz(); }
+
+const char* PlatformClockSource() { return BoardClockSource(); }
+
 void PlatformInit() {
+  BoardInit();  // clocks and console first: everything after may print
   *kDemcr |= 1u << 24;  // TRCENA: power the DWT unit
   *kDwtCyccnt = 0;
   *kDwtCtrl |= 1u;  // CYCCNTENA
@@ -92,12 +87,8 @@ void PlatformCalibrationLoop(uint32_t iterations) {
   __asm__ volatile("1: subs %0, %0, #1\n bne 1b" : "+r"(iterations) : : "cc");
 }
 
-// TFLite-Micro's logging goes to the same semihosting stream.
-extern "C" void DebugLog(const char* format, va_list args) {
-  char line[256];
-  vsnprintf(line, sizeof(line), format, args);
-  PlatformPrint(line);
-}
+// TFLite-Micro's logging goes to the same console.
+extern "C" void DebugLog(const char* format, va_list args) { PlatformVPrintf(format, args); }
 
 extern "C" int DebugVsnprintf(char* buffer, size_t buf_size, const char* format, va_list vlist) {
   return vsnprintf(buffer, buf_size, format, vlist);
@@ -128,7 +119,7 @@ void _exit(int code) { PlatformExit(code); }
 int _kill(int, int) { return -1; }
 int _getpid() { return 1; }
 int _write(int, const char* data, int length) {
-  // Semihosting SYS_WRITE0 needs a terminated string; print in chunks.
+  // The console takes terminated strings; print in chunks.
   char chunk[65];
   for (int done = 0; done < length;) {
     int n = length - done < 64 ? length - done : 64;

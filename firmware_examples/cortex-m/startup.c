@@ -8,7 +8,12 @@ extern void PlatformPrintC(const char* text);
 extern void PlatformExitC(int code) __attribute__((noreturn));
 extern void SysTick_Handler(void);
 
+typedef void (*Handler)(void);
+extern const Handler g_vectors[16];
+
 void Reset_Handler(void) {
+  /* Exceptions use this image's table wherever the board maps it (STM32 flash sits at 0x08000000). */
+  *(volatile uint32_t*)0xE000ED08 = (uint32_t)g_vectors;
   /* Full access to CP10/CP11: the code is compiled hard-float and would fault on its first FP instruction. */
   *(volatile uint32_t*)0xE000ED88 |= 0xFu << 20;
   __asm__ volatile("dsb\n isb");
@@ -33,7 +38,6 @@ void Fault_Handler(void) {
 void _init(void) {}
 void _fini(void) {}
 
-typedef void (*Handler)(void);
 __attribute__((section(".vectors"), used)) const Handler g_vectors[16] = {
     (Handler)&__stack_top__, /* initial stack pointer */
     Reset_Handler,           /* reset */

@@ -1,6 +1,6 @@
-// MLPerf Tiny command loop (host build: commands on stdin, replies on stdout; a board reads its UART).
+// MLPerf Tiny command loop: commands from th_getchar, replies through th_printf (io_host.cc: stdin/stdout;
+// io_board.cc: the board's UART and hardware timer).
 // Commands end with '%': name, profile, timestamp, db load N, db HEX..., infer N [W], results.
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -101,13 +101,15 @@ size_t ee_get_buffer(uint8_t* buffer, size_t max_len) {
 }
 
 int main() {
-  // setup(): model first, then tell the runner we listen.
+  // setup(): console and clock, model, then tell the runner we listen.
+  th_serialport_initialize();
+  th_timestamp_initialize();
   th_final_initialize();
   th_printf("m-init-done\r\nm-ready\r\n");
   // loop(): collect characters up to the '%' terminator, then run the command.
   static char line[kMaxCommand + 1];
   int pos = 0;
-  for (int c = std::getchar(); c != EOF; c = std::getchar()) {
+  for (int c = th_getchar(); c >= 0; c = th_getchar()) {
     if (c == '%') {
       line[pos] = '\0';
       Dispatch(line);

@@ -1,10 +1,6 @@
 // The MLPerf Tiny submitter functions over the edgeghost classifier (shared TFLM setup, generated model).
 #include "submitter_implemented.h"
 
-#include <chrono>
-#include <cstdarg>
-#include <cstdio>
-
 #include "classifier.h"
 #include "model_settings.h"
 
@@ -35,26 +31,13 @@ void th_infer() {
 
 void th_results() {
   // Dequantized with the output's own scale/zero-point, so the runner sees the model's real scores.
+  // Three decimals in integer arithmetic: newlib-nano's printf on the boards has no %f.
   th_printf("m-results-[");
   for (int i = 0; i < kNumClasses; ++i) {
-    th_printf(i ? ",%0.3f" : "%0.3f", kOutputScale * (scores[i] - kOutputZeroPoint));
+    const float value = kOutputScale * (scores[i] - kOutputZeroPoint);
+    const long milli = static_cast<long>(value * 1000.0f + (value < 0 ? -0.5f : 0.5f));
+    const long whole = (milli < 0 ? -milli : milli) / 1000, frac = (milli < 0 ? -milli : milli) % 1000;
+    th_printf("%s%s%ld.%03ld", i ? "," : "", milli < 0 ? "-" : "", whole, frac);
   }
   th_printf("]\r\n");
-}
-
-uint32_t th_timestamp() {
-  // Performance mode: the device reports its own microsecond clock (a board would read a hardware timer).
-  static const auto start = std::chrono::steady_clock::now();
-  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start);
-  const uint32_t now = static_cast<uint32_t>(us.count());
-  th_printf("m-lap-us-%lu\r\n", static_cast<unsigned long>(now));
-  return now;
-}
-
-void th_printf(const char* format, ...) {
-  va_list args;
-  va_start(args, format);
-  std::vprintf(format, args);
-  va_end(args);
-  std::fflush(stdout);  // the runner waits for each line
 }
