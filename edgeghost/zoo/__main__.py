@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from . import RUNS_DIR, WEIGHTS_DIR, ZOO, get_entry, weights_only
 
@@ -40,18 +41,41 @@ def ship(names: list[str], runs: Path) -> int:
     WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
     for name in names or list(ZOO):
         entry = get_entry(name)
-        best, last = runs / name / "best.pt", runs / name / "last.pt"
+        last = runs / name / "last.pt"
         if not last.is_file() or load_checkpoint(last)["epoch"] < entry.epochs:
             print(f"{name}: not finished, skipped")
             continue
-        ckpt = load_checkpoint(best)
+        # The final weights, not the best-on-test epoch: choosing by test accuracy would select on the test set.
+        ckpt = load_checkpoint(last)
         shipped = weights_only(ckpt, entry)
         metrics = runs / name / "metrics.jsonl"
         shipped["training_curve"] = [round(json.loads(line)["test_acc"], 2)
                                      for line in metrics.read_text().splitlines() if line.strip()]
-        atomic_torch_save(shipped, WEIGHTS_DIR / f"{name}.pt")
-        print(f"{name}: shipped {WEIGHTS_DIR / (name + '.pt')} (epoch {ckpt['epoch']}, {ckpt['best_acc']:.2f} %)")
+        target = WEIGHTS_DIR / f"{name}.pt"
+        if target.is_file() and _same_checkpoint({k: v for k, v in load_checkpoint(target).items() if k != "path"},
+                                                 shipped):
+            # torch.save is not byte-reproducible (a random serialization id per file): keeping the file keeps the
+            # cards' weights_sha256 valid.
+            print(f"{name}: unchanged, kept {target}")
+            continue
+        atomic_torch_save(shipped, target)
+        print(f"{name}: shipped {WEIGHTS_DIR / (name + '.pt')} (epoch {ckpt['epoch']}, final test "
+              f"{json.loads(metrics.read_text().splitlines()[-1])['test_acc']:.2f} %)")
     return 0
+
+
+def _same_checkpoint(a: Any, b: Any) -> bool:
+    """Equal values, tensors compared exactly (dicts, lists and scalars recursively)."""
+    import torch
+
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype \
+            and a.shape == b.shape and bool(torch.equal(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_checkpoint(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same_checkpoint(x, y) for x, y in zip(a, b))
+    return a == b
 
 
 def main() -> int:
