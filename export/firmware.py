@@ -57,7 +57,6 @@ class Target:
     ram_bytes: int = 0
     # What flashes and resets it: openocd's target configuration (st-flash needs none).
     openocd_target: str = ""
-    board_note: str = ""  # what the user holds: the board and its console
 
     @property
     def bare_metal(self) -> bool:
@@ -94,18 +93,15 @@ TARGETS: dict[str, Target] = {
         Target("netduinoplus2", "cortex-m", "qemu", _ARM, _ARM_PACKAGE, "-mcpu=cortex-m4 -mfpu=fpv4-sp-d16",
                "stm32f405.ld", "netduinoplus2", _BOTH, clock_hz=168_000_000, board="stm32",
                board_defines="-DEDGEGHOST_STM32F405 -DEDGEGHOST_SEMIHOSTING_EXIT", flash_bytes=1 << 20,
-               ram_bytes=128 << 10, openocd_target="target/stm32f4x.cfg",
-               board_note="STM32F405RG at 168 MHz, USART1 on PA9/PA10"),
+               ram_bytes=128 << 10, openocd_target="target/stm32f4x.cfg"),
         Target("nucleo-f446re", "cortex-m", "flash", _ARM, _ARM_PACKAGE, "-mcpu=cortex-m4 -mfpu=fpv4-sp-d16",
                "stm32f446re.ld", "", _BOTH, clock_hz=180_000_000, board="stm32",
                board_defines="-DEDGEGHOST_STM32F446", flash_bytes=512 << 10, ram_bytes=128 << 10,
-               openocd_target="target/stm32f4x.cfg",
-               board_note="STM32F446RE at 180 MHz, ST-LINK virtual COM port on USART2 (PA2/PA3)"),
+               openocd_target="target/stm32f4x.cfg"),
         Target("nucleo-l4r5zi", "cortex-m", "flash", _ARM, _ARM_PACKAGE, "-mcpu=cortex-m4 -mfpu=fpv4-sp-d16",
                "stm32l4r5zi.ld", "", _BOTH, clock_hz=120_000_000, board="stm32",
                board_defines="-DEDGEGHOST_STM32L4R5", flash_bytes=2 << 20, ram_bytes=640 << 10,
-               openocd_target="target/stm32l4x.cfg",
-               board_note="STM32L4R5ZI at 120 MHz, ST-LINK virtual COM port on LPUART1 (PG7/PG8)"),
+               openocd_target="target/stm32l4x.cfg"),
         Target("esp32s3", "esp32s3", "board", kernels=("esp-nn",), sources="main"),
         Target("arduino", "arduino", "board", kernels=("arduino",), sources="edgeghost_classifier"),
     )
@@ -437,16 +433,22 @@ def generate_firmware(
 
 _MODEL_FILES = ("model_data.cc", "model_data.h", "model_settings.h")  # model_ops.h is written per project
 EXPECTED_OUTPUTS = "expected_outputs.npy"  # int8 N×classes of the TFLite-Micro Python interpreter, per project
-# The linker script's stack and heap reservations (sections.ld): RAM the arena cannot have.
-_STACK_HEAP_BYTES = 0x8000 + 0x4000
+
+
+def _stack_heap_bytes() -> int:
+    """The linker script's stack and heap reservations (``STACK_SIZE``/``HEAP_SIZE`` in sections.ld): RAM the
+    arena cannot have."""
+    text = (EXAMPLES_DIR / "cortex-m/sections.ld").read_text()
+    return sum(int(v, 0) for v in re.findall(r"^(?:STACK|HEAP)_SIZE\s*=\s*(\w+);", text, re.M))
 
 
 def _check_fits(spec: Target, info: dict[str, Any]) -> None:
     """One clear line when the model cannot fit the chip, before anything is written or compiled."""
-    if spec.ram_bytes and info["arena_bytes"] + _STACK_HEAP_BYTES > spec.ram_bytes:
+    reserved = _stack_heap_bytes()
+    if spec.ram_bytes and info["arena_bytes"] + reserved > spec.ram_bytes:
         raise EdgeGhostError(
             f"{spec.name} has {spec.ram_bytes // 1024} KiB SRAM: the model's {info['arena_bytes'] / 1024:.1f} KiB "
-            f"TFLM arena plus {_STACK_HEAP_BYTES // 1024} KiB stack and heap does not fit; pick a smaller model "
+            f"TFLM arena plus {reserved // 1024} KiB stack and heap does not fit; pick a smaller model "
             f"or a board with more RAM (nucleo-l4r5zi: 640 KiB)")
     model_bytes = info.get("model_bytes") or 0
     if spec.flash_bytes and model_bytes > spec.flash_bytes:

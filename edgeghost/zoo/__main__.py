@@ -59,8 +59,7 @@ def ship(names: list[str], runs: Path) -> int:
             print(f"{name}: unchanged, kept {target}")
             continue
         atomic_torch_save(shipped, target)
-        print(f"{name}: shipped {WEIGHTS_DIR / (name + '.pt')} (epoch {ckpt['epoch']}, final test "
-              f"{json.loads(metrics.read_text().splitlines()[-1])['test_acc']:.2f} %)")
+        print(f"{name}: shipped {target} (epoch {ckpt['epoch']}, final test {shipped['training_curve'][-1]:.2f} %)")
     return 0
 
 

@@ -9,6 +9,7 @@
 // Every wait for a ready flag is bounded: a clock that does not come up (an emulator that models no RCC, a
 // broken crystal) leaves the core on its reset clock, and BoardClockSource() says so in the firmware's log.
 #include "board.h"
+#include "semihosting.h"
 
 namespace {
 
@@ -230,10 +231,7 @@ int BoardReadChar() { return GetChar(); }
 void BoardExit(int code) {
   WaitTransmitted();
 #if defined(EDGEGHOST_SEMIHOSTING_EXIT)
-  const uint32_t block[2] = {0x20026, static_cast<uint32_t>(code)};  // ADP_Stopped_ApplicationExit + code
-  register int r0 __asm__("r0") = 0x20;                               // SYS_EXIT_EXTENDED
-  register const void* r1 __asm__("r1") = block;
-  __asm__ volatile("bkpt 0xAB" : "+r"(r0) : "r"(r1) : "memory");
+  SemihostExit(code);
 #endif
   // On a board the verdict line has gone out over the UART; nothing else to do.
   for (;;) {
