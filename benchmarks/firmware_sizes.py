@@ -16,8 +16,6 @@ Writes ``benchmarks/results/firmware_sizes.json``.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import re
 import shutil
 import subprocess
@@ -32,6 +30,7 @@ from tqdm import tqdm
 from edgeghost.export import export_model
 from edgeghost.export import firmware as fw
 from edgeghost.fileio import atomic_write_json
+from edgeghost.sysinfo import machine_info
 
 RESULTS = Path(__file__).resolve().parent / "results" / "firmware_sizes.json"
 MODELS = [("ghostnetv3_small", 0.25), ("ghostnetv3_small", 0.5), ("ghostnetv3_small", 1.0), ("resnet8", 1.0)]
@@ -113,8 +112,7 @@ def main() -> int:
             "host": "x86-64 Linux program; its flash/RAM are not MCU figures (64-bit code, glibc)",
         },
         "weights": "untrained (random init): sizes and instruction counts do not depend on weight values",
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count()},
+        "machine": machine_info(),
         "tools": {"g++": _version(["g++", "--version"]), "arm-none-eabi-gcc": _version(["arm-none-eabi-gcc", "--version"]),
                   "valgrind": _version(["valgrind", "--version"]), "qemu": _version(["qemu-system-arm", "--version"]),
                   "tflm_commit": fw.TFLM_COMMIT},

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -248,11 +247,13 @@ def main() -> int:
         row = measure(c, args.work, firmware=args.firmware, tflm_dir=args.tflm_dir)
         atomic_write_json(cache, row)
         rows.append(row)
+    from edgeghost.sysinfo import machine_info
+
     result = {
         "benchmark": "mcu_design",
         "command": " ".join(["python", *sys.argv]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "machine": machine_info(),
         "weights": "untrained (random init): arena, sizes and op counts do not depend on weight values",
         "calibration": f"{CALIB_IMAGES} Fashion-MNIST training images (channel 0)",
         "rows": rows,

@@ -12,7 +12,6 @@ benchmarks/results/train_{throughput,accuracy}_<device>.json with the machine, l
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -21,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from edgeghost.fileio import atomic_write_json
+from edgeghost.models import parse_model_spec
 from edgeghost.sysinfo import machine_info
 from edgeghost.training import TrainConfig, fit
 
@@ -38,20 +39,15 @@ def _machine(threads: int | None) -> dict:
     return info
 
 
-def _parse(spec: str) -> tuple[str, float]:
-    name, _, width = spec.partition(":")
-    return name, float(width or 1.0)
-
-
 def throughput(args: argparse.Namespace) -> dict:
     rows = []
     for spec in args.models:
-        name, width = _parse(spec)
+        name, width = parse_model_spec(spec)
         with tempfile.TemporaryDirectory() as tmp:
             cfg = TrainConfig(
                 model=name, width=width, dataset="fashion_mnist", out=f"{tmp}/run", epochs=1,
                 batch_size=args.batch_size, train_samples=args.images, test_samples=args.batch_size,
-                threads=args.threads, progress=False,
+                threads=args.threads, progress=False, data_dir=args.data_dir,
             )
             result = fit(cfg)
         rate = result["final"]["images_per_s"]
@@ -68,12 +64,13 @@ def throughput(args: argparse.Namespace) -> dict:
 def accuracy(args: argparse.Namespace) -> dict:
     rows = []
     for spec in args.models:
-        name, width = _parse(spec)
+        name, width = parse_model_spec(spec)
         out = Path(args.out) / f"{name}_w{width:g}"
         cfg = TrainConfig(
             model=name, width=width, dataset="fashion_mnist", out=str(out), epochs=args.epochs,
             batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup,
             train_samples=args.images, test_samples=args.test_images, threads=args.threads, progress=False,
+            data_dir=args.data_dir,
         )
         start = time.perf_counter()
         result = fit(cfg)
@@ -106,14 +103,14 @@ def main() -> int:
     a.add_argument("--out", default="runs/bench_accuracy")
     for sp in (t, a):
         sp.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+        sp.add_argument("--data-dir", help="Fashion-MNIST folder (default: the dataset's standard place)")
+        sp.add_argument("--results", type=Path, default=RESULTS, help="folder for the JSON (default: %(default)s)")
     args = p.parse_args()
     machine = _machine(args.threads)
     report = throughput(args) if args.mode == "throughput" else accuracy(args)
     report.update(machine=machine, command="python benchmarks/train_throughput.py " + " ".join(sys.argv[1:]),
                   dataset="fashion_mnist (28×28 padded to 32×32×3)")
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"train_{args.mode}_{machine['device']}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    path = atomic_write_json(args.results / f"train_{args.mode}_{machine['device']}.json", report)
     print(f"wrote {path}")
     return 0
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from .errors import EdgeGhostError
 from .export.firmware import CORTEX_M_TARGETS
+from .export.pipeline import STAGES
 from .fileio import atomic_path, atomic_write_bytes, atomic_write_text, ensure_dir
 from .runtime import dequantize, load_runner, measure_latency, read_tflite
 from .runtime.tflm import TFLM_VS_REFERENCE_TOLERANCE_LSB
@@ -53,14 +54,14 @@ class Format:
     description: str
 
 
-# One row per format: drives validation, defaults and docs.
+# One row per format: drives validation, defaults and docs. An export's file names come from its stage table.
 FORMATS = {f.name: f for f in (
     #      name            source               devices                    description
     Format("torch",        "checkpoint",        ("host",),                 "PyTorch checkpoint, train form"),
     Format("torch_deploy", "checkpoint",        ("host",),                 "PyTorch, deploy form (reparameterized)"),
-    Format("onnx",         "model.onnx",        ("host", "rpi4"),          "ONNX, onnxruntime"),
-    Format("tflite_fp32",  "model_fp32.tflite", ("host", "rpi4"),          "TFLite fp32, LiteRT"),
-    Format("tflite_int8",  "model_int8.tflite", ("host", "tflm", "rpi4", *CORTEX_M),
+    Format("onnx",         STAGES["onnx"].artifact,        ("host", "rpi4"),   "ONNX, onnxruntime"),
+    Format("tflite_fp32",  STAGES["tflite_fp32"].artifact, ("host", "rpi4"),   "TFLite fp32, LiteRT"),
+    Format("tflite_int8",  STAGES["tflite_int8"].artifact, ("host", "tflm", "rpi4", *CORTEX_M),
            "TFLite full-integer int8 (LiteRT / TFLM / Cortex-M firmware)"),
 )}
 

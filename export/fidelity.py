@@ -103,7 +103,7 @@ def layer_report(fp32_path: str | Path, int8_path: str | Path, images: np.ndarra
     tensor by tensor (LiteRT's reference kernels for int8, as TFLite-Micro). Slow-ish: a few dozen images."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    from ..runtime.remote_runner import quantize
+    from ..runtime import quantize
 
     def run(path: str | Path, reference: bool) -> tuple[Any, list[dict[str, np.ndarray]]]:
         interp = Interpreter(

@@ -321,7 +321,9 @@ class ModelSource:
 def model_from_export(export_dir: str | Path) -> ModelSource:
     """An export folder (``edgeghost export``): its int8 model and the ``tflm/`` artefacts made at export."""
     export_dir = Path(export_dir)
-    tflite, tflm_dir = export_dir / "model_int8.tflite", export_dir / "tflm"
+    from .pipeline import STAGES
+
+    tflite, tflm_dir = export_dir / STAGES["tflite_int8"].artifact, export_dir / STAGES["tflm"].artifact
     if not tflite.is_file() or not (tflm_dir / "tflm.json").is_file():
         raise EdgeGhostError(
             f"{export_dir} is not an int8 export (needs model_int8.tflite and tflm/): run `edgeghost export --int8`"
@@ -389,7 +391,7 @@ def to_model_inputs(images: np.ndarray, info: dict[str, Any]) -> np.ndarray:
     shape = tuple(info["input"]["shape"][1:])
     if images.dtype != np.uint8 or images.shape[1:] != shape:
         raise EdgeGhostError(f"test images must be uint8 N×{'×'.join(map(str, shape))}, got {images.dtype} {images.shape}")
-    from ..runtime.remote_runner import quantize  # the one affine quantization of the runtime side
+    from ..runtime import quantize  # the one affine quantization (runtime core)
 
     return quantize(images, info["input"]["scale"], info["input"]["zero_point"], np.int8)
 

@@ -16,8 +16,8 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,15 +43,6 @@ TFLM_TOLERANCE_LSB = 4
 LAYER_REPORT_IMAGES = 32  # test images for the per-layer int8 report (it keeps every tensor of both models)
 BN_STAT_IMAGES = 64  # untrained models only: real images that set the BatchNorm statistics
 
-# One row per artefact of the export folder (the folder layout is a cross-team contract).
-ARTIFACTS = {
-    # key: (file name, stage, when written)
-    "onnx": ("model.onnx", "ONNX (onnxruntime)", "always"),
-    "fp32": ("model_fp32.tflite", "TFLite fp32 (LiteRT)", "always"),
-    "int8": ("model_int8.tflite", "TFLite int8 (LiteRT reference kernels)", "--int8"),
-    "int16x8": ("model_int16x8.tflite", "TFLite int16x8 (LiteRT reference kernels)", "--int16x8"),
-    "tflm": ("tflm/", "TFLite-Micro int8", "--int8"),
-}
 TOOLS = ("torch", "onnx", "onnxruntime", "onnxsim", "onnx2tf", "tensorflow", "tf_keras", "ai-edge-litert",
          "tflite-micro", "numpy")
 UNTRAINED_WARNING = (
@@ -280,12 +271,6 @@ def _predict(path: Path, images: np.ndarray, **kwargs: Any) -> np.ndarray:
     return np.asarray(_runner(path, **kwargs).predict(images), dtype=np.float64)
 
 
-def _write_tflm(int8_path: Path, out_dir: Path, classes: tuple[str, ...]) -> dict[str, Any]:
-    from .tflm import write_tflm_artifacts
-
-    return write_tflm_artifacts(int8_path, out_dir, labels=list(classes))
-
-
 # --- output folder -----------------------------------------------------------------------------------------
 
 def _prepare_out(out: Path) -> Path:
@@ -317,198 +302,336 @@ def _commit(tmp: Path, out: Path) -> None:
 
 # --- the stages -------------------------------------------------------------------------------------------
 
-def _run_stages(
-    src: _Source, tmp: Path, data: _Data, *, int8: bool, int16x8: bool, calib_method: str, layer_report: bool,
-    timings: dict[str, float], verbose: bool,
-) -> tuple[dict[str, Path], list[Any], dict[str, Any]]:
-    """Run every stage into ``tmp``; each stage checks itself against the one before and raises on failure."""
+@dataclass
+class _Run:
+    """What the stages share: the model and data, the temp folder, and what each stage made and measured."""
+
+    src: _Source
+    data: _Data
+    tmp: Path
+    calib_method: str
+    files: dict[str, Path] = field(default_factory=dict)  # stage key → artefact in ``tmp``
+    logits: dict[str, np.ndarray] = field(default_factory=dict)  # stage key → float logits on the eval images
+    raw: dict[str, np.ndarray] = field(default_factory=dict)  # int8 stages: raw int8 outputs on the eval images
+    checks: dict[str, Any] = field(default_factory=dict)  # the gates' measured values (manifest "checks")
+    quant: dict[str, Any] = field(default_factory=dict)  # quantized models' I/O facts
+    tflm: dict[str, Any] | None = None
+    made: dict[str, Any] = field(default_factory=dict)  # in-memory products: deploy-form model, Keras model
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One row of the export: what it writes, what it is made from, what it must match and how closely.
+
+    ``build`` writes the artefact into the temp folder (and raises when a structural check fails);
+    ``evaluate`` returns its float logits on the eval images; ``gate`` compares them with the ``reference``
+    stage's and raises beyond ``tolerance``. ``ladder``: a rung of the fidelity ladder (int16x8 is a side branch,
+    compared with TFLite fp32). ``background``: evaluated in a worker thread while the next stage builds."""
+
+    key: str
+    artifact: str  # file or folder in the export; "-" for a stage that stays in memory
+    label: str
+    source: str | None
+    reference: str | None
+    tolerance: str
+    build: Callable[[_Run], None]
+    evaluate: Callable[[_Run], np.ndarray]
+    gate: Callable[[_Run, np.ndarray, np.ndarray], None] | None = None
+    ladder: bool = True
+    background: bool = False
+
+
+def _parity_gate(check_name: str) -> Callable[[_Run, np.ndarray, np.ndarray], None]:
+    """Max abs logit difference on the first PARITY_IMAGES eval images within PARITY_TOL (scaled)."""
+
+    def gate(run: _Run, got: np.ndarray, ref: np.ndarray) -> None:
+        n = len(run.data.check_images)
+        stage, ref_stage = _stage_by_check[check_name]
+        run.checks[check_name] = _check_parity(STAGES[stage].label, got[:n], ref[:n], STAGES[ref_stage].label)
+
+    return gate
+
+
+def _build_torch(run: _Run) -> None:
+    pass  # the train-form model from the checkpoint: nothing to write
+
+
+def _eval_torch(run: _Run) -> np.ndarray:
+    return _torch_logits(run.src.model, run.data.eval_images, mean=run.src.mean, std=run.src.std)
+
+
+def _build_deploy(run: _Run) -> None:
     import torch
 
     from ..data.loader import normalize
     from ..models import reparameterization_error, reparameterize
+    from .onnx import export_form
+
+    src = run.src
+    run.made["deployed"] = export_form(reparameterize(src.model), mean=src.mean, std=src.std)
+    # The gate checks the fusion itself in float64; the float32 difference is reported (it also contains rounding,
+    # which an untrained net's tiny logits amplify) and shows in the fidelity ladder.
+    rel = reparameterization_error(
+        src.model, normalize(torch.from_numpy(run.data.check_images[:8]), mean=src.mean, std=src.std))
+    if not rel <= REPARAM_RTOL:
+        raise EdgeGhostError(
+            f"reparameterized {src.name} differs from the train form by {rel:.3g} (relative, float64) > "
+            f"{REPARAM_RTOL:g}; refusing to export an unverified model")
+    run.checks["reparameterize_rel_diff_float64"] = rel
+
+
+def _eval_deploy(run: _Run) -> np.ndarray:
+    return _torch_logits(run.made["deployed"], run.data.eval_images)
+
+
+def _gate_deploy(run: _Run, got: np.ndarray, ref: np.ndarray) -> None:
+    run.checks["reparameterize_rel_diff_float32"] = float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-12))
+
+
+def _build_onnx(run: _Run) -> None:
+    from .onnx import export_onnx
+
+    pp = run.src.preprocess
+    run.files["onnx"] = export_onnx(run.made["deployed"], run.tmp / STAGES["onnx"].artifact, in_chans=pp.in_chans,
+                                    img_size=pp.img_size)
+
+
+def _build_fp32(run: _Run) -> None:
+    from .tflite import convert_fp32, onnx_to_keras
+
+    run.made["keras"] = onnx_to_keras(run.files["onnx"], sample_images=run.data.check_images,
+                                      work_dir=run.tmp / ".work")
+    shutil.rmtree(run.tmp / ".work", ignore_errors=True)
+    run.files["tflite_fp32"] = convert_fp32(run.made["keras"], run.tmp / STAGES["tflite_fp32"].artifact)
+
+
+def _file_eval(key: str, **kwargs: Any) -> Callable[[_Run], np.ndarray]:
+    def evaluate(run: _Run) -> np.ndarray:
+        return _predict(run.files[key], run.data.eval_images, **kwargs)
+
+    return evaluate
+
+
+def _build_quantized(key: str, mode: str) -> Callable[[_Run], None]:
+    def build(run: _Run) -> None:
+        from .tflite import DEFAULT_PERCENTILE, HISTOGRAM_IMAGES, check_full_integer, convert_quantized, inspect_tflite
+
+        calib = run.data.calib_images
+        method = run.calib_method if mode == "int8" else "minmax"  # int16x8 takes TFLite's min/max ranges only
+        run.files[key] = convert_quantized(run.made["keras"], run.tmp / STAGES[key].artifact, calib_images=calib,
+                                           mode=mode, method=method)
+        facts = inspect_tflite(run.files[key])
+        check_full_integer(facts, mode=mode)
+        run.quant[mode] = facts.to_dict()
+        if mode == "int8":
+            run.data.calib.update(method=method, **(
+                {"percentile": DEFAULT_PERCENTILE, "histogram_images": min(HISTOGRAM_IMAGES, len(calib))}
+                if method == "percentile" else {}))
+
+    return build
+
+
+def _eval_int8(run: _Run) -> np.ndarray:
+    # LiteRT's reference kernels are the slowest evaluation of the export; LiteRT releases the GIL while it
+    # invokes, so two interpreters on the two halves of the images use two cores (outputs do not depend on it).
+    images = run.data.eval_images
+    parts = np.array_split(images, max(1, min(2, os.cpu_count() or 1, len(images))))
+    refs = [_runner(run.files["tflite_int8"], reference_kernels=True) for _ in parts]
+    with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+        raw = pool.map(lambda job: np.asarray(job[0].run_raw(job[0].prepare(job[1]))), zip(refs, parts))
+        run.raw["tflite_int8"] = np.concatenate(list(raw))  # q = pixel - 128
+    return refs[0].finish(run.raw["tflite_int8"]).astype(np.float64)
+
+
+def _build_tflm(run: _Run) -> None:
+    from .tflm import write_tflm_artifacts
+
+    run.tflm = write_tflm_artifacts(run.files["tflite_int8"], run.tmp / STAGES["tflm"].artifact,
+                                    labels=list(run.src.classes))
+    run.files["tflm"] = run.tmp / STAGES["tflm"].artifact
+
+
+def _eval_tflm(run: _Run) -> np.ndarray:
+    # Run in the arena size the firmware gets, so the export also proves that size works.
+    tflm = _runner(run.files["tflite_int8"], backend="tflm", arena_size=run.tflm["arena_bytes"])
+    run.raw["tflm"] = np.asarray(tflm.run_raw(tflm.prepare(run.data.eval_images)))
+    return tflm.finish(run.raw["tflm"]).astype(np.float64)
+
+
+def _gate_tflm(run: _Run, got: np.ndarray, ref: np.ndarray) -> None:
+    tflm, litert = run.raw["tflm"], run.raw["tflite_int8"]
+    mismatched = int((tflm != litert).any(axis=1).sum())
+    max_lsb = int(np.abs(tflm.astype(np.int32) - litert).max())
+    run.checks["tflm_vs_litert_reference_mismatched_images"] = mismatched
+    run.checks["tflm_vs_litert_reference_max_lsb"] = max_lsb
+    if max_lsb > TFLM_TOLERANCE_LSB:
+        raise EdgeGhostError(
+            f"TFLite-Micro int8 outputs differ from LiteRT's reference kernels by up to {max_lsb} LSB "
+            f"(on {mismatched} of {len(tflm)} images; tolerance {TFLM_TOLERANCE_LSB} LSB)")
+
+
+_PARITY = f"max abs logit Δ ≤ {PARITY_TOL:g} × max(1, max |logit|) on {PARITY_IMAGES} test images"
+_stage_by_check = {"onnx_vs_torch_max_abs_diff": ("onnx", "torch_deploy"),
+                   "tflite_fp32_vs_onnx_max_abs_diff": ("tflite_fp32", "onnx")}
+
+# The export, in order. Keys are the format names `edgeghost bench --formats` uses; a requested format brings
+# the stages it is made from. The table drives the loop, the fidelity ladder and the manifest.
+STAGES: dict[str, Stage] = {s.key: s for s in (
+    Stage("torch", "-", "torch train form", None, None, "the reference", _build_torch, _eval_torch),
+    Stage("torch_deploy", "-", "torch deploy form", "torch", "torch",
+          f"float64 relative logit Δ ≤ {REPARAM_RTOL:g} (reparameterization_error)",
+          _build_deploy, _eval_deploy, _gate_deploy),
+    Stage("onnx", "model.onnx", "ONNX (onnxruntime)", "torch_deploy", "torch_deploy", _PARITY,
+          _build_onnx, _file_eval("onnx"), _parity_gate("onnx_vs_torch_max_abs_diff")),
+    Stage("tflite_fp32", "model_fp32.tflite", "TFLite fp32 (LiteRT)", "onnx", "onnx", _PARITY,
+          _build_fp32, _file_eval("tflite_fp32"), _parity_gate("tflite_fp32_vs_onnx_max_abs_diff")),
+    Stage("tflite_int8", "model_int8.tflite", "TFLite int8 (LiteRT reference kernels)", "tflite_fp32",
+          "tflite_fp32", "full-integer I/O and ops (check_full_integer); accuracy drop reported, not gated",
+          _build_quantized("tflite_int8", "int8"), _eval_int8, background=True),
+    Stage("tflm", "tflm/", "TFLite-Micro int8", "tflite_int8", "tflite_int8",
+          f"int8 outputs ≤ {TFLM_TOLERANCE_LSB} LSB from LiteRT's reference kernels on every eval image",
+          _build_tflm, _eval_tflm, _gate_tflm),
+    Stage("tflite_int16x8", "model_int16x8.tflite", "TFLite int16x8 (LiteRT reference kernels)", "tflite_fp32",
+          "tflite_fp32", "full-integer int16 activations (check_full_integer); side branch, not gated",
+          _build_quantized("tflite_int16x8", "int16x8"), _file_eval("tflite_int16x8", reference_kernels=True),
+          ladder=False),
+)}
+FORMATS = tuple(k for k, s in STAGES.items() if s.artifact != "-")  # what --formats accepts
+DEFAULT_FORMATS = ("onnx", "tflite_fp32")
+
+
+def select_stages(formats: Sequence[str]) -> list[Stage]:
+    """The stages that make ``formats``, with every stage they are made from, in table order."""
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise EdgeGhostError(f"unknown export format {unknown[0]!r}; choose from: {', '.join(FORMATS)}")
+    needed: set[str] = set()
+    for key in formats:
+        while key is not None and key not in needed:
+            needed.add(key)
+            key = STAGES[key].source
+    return [s for k, s in STAGES.items() if k in needed]
+
+
+def _run_stages(run: _Run, stages: list[Stage], *, timings: dict[str, float], verbose: bool) -> None:
+    """Build each stage, evaluate it and gate it against its reference, in table order; raise on the first
+    failure. A ``background`` stage is evaluated in a worker while the next one builds (TFLite-Micro runs in
+    child processes, so LiteRT's int8 evaluation and TFLite-Micro's use both cores)."""
+
+    def evaluate(stage: Stage) -> np.ndarray:
+        with _timed(timings, f"{stage.key} eval", verbose):
+            return stage.evaluate(run)
+
+    pending: dict[str, Future[np.ndarray]] = {}
+
+    def logits(key: str) -> np.ndarray:
+        if key not in run.logits:
+            run.logits[key] = pending.pop(key).result()
+        return run.logits[key]
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+            for stage in stages:
+                with _timed(timings, stage.key, verbose):
+                    stage.build(run)
+                if stage.background:
+                    pending[stage.key] = pool.submit(evaluate, stage)
+                    continue
+                run.logits[stage.key] = evaluate(stage)
+                if stage.gate is not None and stage.reference is not None:
+                    stage.gate(run, run.logits[stage.key], logits(stage.reference))
+            for key in list(pending):
+                logits(key)
+        finally:
+            for job in pending.values():
+                job.cancel()
+
+
+def _write_layer_report(run: _Run, timings: dict[str, float], verbose: bool) -> None:
+    from .fidelity import layer_report as build_layer_report, layer_report_table
+
+    images = run.data.check_images[:LAYER_REPORT_IMAGES]
+    with _timed(timings, "layer_report", verbose):
+        rows = build_layer_report(run.files["tflite_fp32"], run.files["tflite_int8"], images)
+        (run.tmp / "int8_layers.json").write_text(json.dumps([r.__dict__ for r in rows], indent=2) + "\n")
+        (run.tmp / "int8_layers.md").write_text(
+            f"# int8 error per layer ({len(images)} test images)\n\n"
+            "Relative RMS error of each int8 activation against the fp32 model's, ops that add the most "
+            f"first.\n\n{layer_report_table(rows, top=25)}\n")
+        run.files["layer_report"] = run.tmp / "int8_layers.md"
+
+
+def _write_fidelity(run: _Run, stages: list[Stage], timings: dict[str, float], verbose: bool) -> list[Any]:
     from .fidelity import build_ladder, write_fidelity
-    from .onnx import ONNX_OPSET, export_form, export_onnx, onnx_op_counts
-    from .tflite import (
-        DEFAULT_PERCENTILE,
-        HISTOGRAM_IMAGES,
-        check_full_integer,
-        convert_fp32,
-        convert_quantized,
-        inspect_tflite,
-        onnx_to_keras,
-    )
 
-    eval_images, eval_labels, check_images = data.eval_images, data.eval_labels, data.check_images
-    files: dict[str, Path] = {}
-    stages: list[tuple[str, str, np.ndarray]] = []  # (stage, artifact, logits on the eval images)
-    checks: dict[str, Any] = {}
-    norm = {"mean": list(src.mean), "std": list(src.std)}
-
-    with _timed(timings, "reparameterize", verbose):
-        deployed = export_form(reparameterize(src.model), mean=src.mean, std=src.std)
-        train_logits = _torch_logits(src.model, eval_images, **norm)
-        deploy_logits = _torch_logits(deployed, eval_images)
-        # The gate checks the fusion itself in float64; the float32 difference is reported (it also contains
-        # rounding, which an untrained net's tiny logits amplify) and shows in the fidelity ladder.
-        rel = reparameterization_error(
-            src.model, normalize(torch.from_numpy(check_images[:8]), mean=src.mean, std=src.std)
-        )
-        if not rel <= REPARAM_RTOL:
-            raise EdgeGhostError(
-                f"reparameterized {src.name} differs from the train form by {rel:.3g} (relative, float64) > "
-                f"{REPARAM_RTOL:g}; refusing to export an unverified model"
-            )
-        checks["reparameterize_rel_diff_float64"] = rel
-        checks["reparameterize_rel_diff_float32"] = float(
-            np.abs(deploy_logits - train_logits).max() / max(np.abs(train_logits).max(), 1e-12)
-        )
-        stages += [("torch train form", "-", train_logits), ("torch deploy form", "-", deploy_logits)]
-
-    with _timed(timings, "onnx", verbose):
-        files["onnx"] = export_onnx(deployed, tmp / ARTIFACTS["onnx"][0], in_chans=src.preprocess.in_chans,
-                                    img_size=src.preprocess.img_size)
-        onnx_logits = _predict(files["onnx"], eval_images)
-        checks["onnx_vs_torch_max_abs_diff"] = _check_parity(
-            "ONNX (onnxruntime)", onnx_logits[: len(check_images)], deploy_logits[: len(check_images)],
-            "torch deploy form")
-        stages.append((ARTIFACTS["onnx"][1], ARTIFACTS["onnx"][0], onnx_logits))
-
-    with _timed(timings, "tflite_fp32", verbose):
-        keras_model = onnx_to_keras(files["onnx"], sample_images=check_images, work_dir=tmp / ".work")
-        files["fp32"] = convert_fp32(keras_model, tmp / ARTIFACTS["fp32"][0])
-        fp32_logits = _predict(files["fp32"], eval_images)
-        checks["tflite_fp32_vs_onnx_max_abs_diff"] = _check_parity(
-            "TFLite fp32 (LiteRT)", fp32_logits[: len(check_images)], onnx_logits[: len(check_images)],
-            "ONNX (onnxruntime)")
-        stages.append((ARTIFACTS["fp32"][1], ARTIFACTS["fp32"][0], fp32_logits))
-
-    quant: dict[str, Any] = {}
-    tflm_facts: dict[str, Any] | None = None
-    if int8:
-        with _timed(timings, "tflite_int8", verbose):
-            files["int8"] = convert_quantized(keras_model, tmp / ARTIFACTS["int8"][0], calib_images=data.calib_images,
-                                              method=calib_method)
-            data.calib.update(method=calib_method, **(
-                {"percentile": DEFAULT_PERCENTILE, "histogram_images": min(HISTOGRAM_IMAGES, len(data.calib_images))}
-                if calib_method == "percentile" else {}))
-            facts = inspect_tflite(files["int8"])
-            check_full_integer(facts, mode="int8")
-            quant["int8"] = facts.to_dict()
-        with _timed(timings, "int8 eval + tflm", verbose):
-            litert_ref = _runner(files["int8"], reference_kernels=True)
-            raw_in = litert_ref.prepare(eval_images)  # q = pixel - 128 (checked above)
-
-            def tflm_stage() -> tuple[dict[str, Any], np.ndarray]:
-                facts_ = _write_tflm(files["int8"], tmp / "tflm", src.classes)
-                # Run in the arena size the firmware gets, so the export also proves that size works.
-                tflm = _runner(files["int8"], backend="tflm", arena_size=facts_["arena_bytes"])
-                return facts_, np.asarray(tflm.run_raw(raw_in))
-
-            # TFLite-Micro runs in child processes: let it use the second core while LiteRT runs here.
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                tflm_job = pool.submit(tflm_stage)
-                ref_raw = np.asarray(litert_ref.run_raw(raw_in))
-                tflm_facts, tflm_raw = tflm_job.result()
-            files["tflm"] = tmp / "tflm"
-            int8_logits = litert_ref.finish(ref_raw).astype(np.float64)
-            stages.append((ARTIFACTS["int8"][1], ARTIFACTS["int8"][0], int8_logits))
-            mismatched = int((tflm_raw != ref_raw).any(axis=1).sum())
-            max_lsb = int(np.abs(tflm_raw.astype(np.int32) - ref_raw).max())
-            checks["tflm_vs_litert_reference_mismatched_images"] = mismatched
-            checks["tflm_vs_litert_reference_max_lsb"] = max_lsb
-            if max_lsb > TFLM_TOLERANCE_LSB:
-                raise EdgeGhostError(
-                    f"TFLite-Micro int8 outputs differ from LiteRT's reference kernels by up to {max_lsb} LSB "
-                    f"(on {mismatched} of {len(eval_images)} images; tolerance {TFLM_TOLERANCE_LSB} LSB)"
-                )
-            tflm_logits = litert_ref.finish(tflm_raw).astype(np.float64)  # same output quantization
-            stages.append((ARTIFACTS["tflm"][1], ARTIFACTS["tflm"][0], tflm_logits))
-    if layer_report:
-        from .fidelity import layer_report as build_layer_report, layer_report_table
-
-        with _timed(timings, "layer_report", verbose):
-            rows = build_layer_report(files["fp32"], files["int8"], check_images[:LAYER_REPORT_IMAGES])
-            (tmp / "int8_layers.json").write_text(json.dumps([r.__dict__ for r in rows], indent=2) + "\n")
-            (tmp / "int8_layers.md").write_text(
-                f"# int8 error per layer ({min(LAYER_REPORT_IMAGES, len(check_images))} test images)\n\n"
-                "Relative RMS error of each int8 activation against the fp32 model's, ops that add the most "
-                f"first.\n\n{layer_report_table(rows, top=25)}\n")
-            files["layer_report"] = tmp / "int8_layers.md"
-    if int16x8:
-        with _timed(timings, "tflite_int16x8", verbose):
-            files["int16x8"] = convert_quantized(
-                keras_model, tmp / ARTIFACTS["int16x8"][0], calib_images=data.calib_images, mode="int16x8")
-            facts16 = inspect_tflite(files["int16x8"])
-            check_full_integer(facts16, mode="int16x8")
-            quant["int16x8"] = facts16.to_dict()
-            logits16 = _predict(files["int16x8"], eval_images, reference_kernels=True)
-    shutil.rmtree(tmp / ".work", ignore_errors=True)
-
+    labels, checks = run.data.eval_labels, run.checks
     with _timed(timings, "fidelity", verbose):
-        ladder = build_ladder(stages, eval_labels)
+        ladder = build_ladder([(s.label, s.artifact, run.logits[s.key]) for s in stages if s.ladder], labels)
         acc = {r.stage: r.top1_accuracy for r in ladder}
         notes = []
-        if not src.trained:
+        if not run.src.trained:
             notes.append("UNTRAINED random weights: accuracies are meaningless; diffs and agreement still hold.")
-        if int8:
-            drop = 100 * (acc[ARTIFACTS["fp32"][1]] - acc[ARTIFACTS["int8"][1]])
+        if "tflite_int8" in run.logits:
+            drop = 100 * (acc[STAGES["tflite_fp32"].label] - acc[STAGES["tflite_int8"].label])
             notes.append(f"int8 top-1 drop vs TFLite fp32: {drop:+.2f} pp (positive = int8 worse).")
+        if "tflm" in run.logits:
             notes.append(
                 "TFLite int8 runs LiteRT's reference kernels (XNNPACK's int8 kernels may differ by a few LSB). "
-                f"TFLite-Micro vs them: {checks['tflm_vs_litert_reference_mismatched_images']} of {len(eval_labels)} "
+                f"TFLite-Micro vs them: {checks['tflm_vs_litert_reference_mismatched_images']} of {len(labels)} "
                 f"images differ, by at most {checks['tflm_vs_litert_reference_max_lsb']} LSB "
                 f"(tolerance {TFLM_TOLERANCE_LSB} LSB).")
         extra = []
-        if int16x8:
-            # A side branch of the ladder: int16x8 is compared with TFLite fp32, the model it is made from.
-            fp32_stage = (ARTIFACTS["fp32"][1], ARTIFACTS["fp32"][0], fp32_logits)
-            int16_stage = (ARTIFACTS["int16x8"][1], ARTIFACTS["int16x8"][0], logits16)
-            r16 = build_ladder([fp32_stage, int16_stage], eval_labels)[1]
-            extra.append(r16)
-            notes.append(f"int16x8 (compared with TFLite fp32): max abs Δ {r16.max_abs_diff:.3g}, top-1 agree "
-                         f"{100 * r16.top1_agreement:.2f} %, top-1 acc {100 * r16.top1_accuracy:.2f} %.")
+        for s in stages:
+            if not s.ladder and s.reference is not None:  # a side branch, compared with its reference
+                ref = STAGES[s.reference]
+                rung = build_ladder([(ref.label, ref.artifact, run.logits[ref.key]),
+                                     (s.label, s.artifact, run.logits[s.key])], labels)[1]
+                extra.append(rung)
+                notes.append(f"{s.label.split(' (')[0]} (compared with {ref.label.split(' (')[0]}): max abs Δ "
+                             f"{rung.max_abs_diff:.3g}, top-1 agree {100 * rung.top1_agreement:.2f} %, "
+                             f"top-1 acc {100 * rung.top1_accuracy:.2f} %.")
+        src = run.src
         meta = {
             "model": f"{src.name} w{src.width:g}",
             "weights": src.checkpoint or "untrained (random init)",
-            "eval": {"dataset": src.dataset, "split": "test", "samples": int(len(eval_labels)),
-                     "description": f"{len(eval_labels)} {src.dataset} test images (seeded sample)"},
+            "eval": {"dataset": src.dataset, "split": "test", "samples": int(len(labels)),
+                     "description": f"{len(labels)} {src.dataset} test images (seeded sample)"},
             "checks": checks,
             "notes": notes,
             "extra": [r.__dict__ for r in extra],
         }
-        write_fidelity(ladder, tmp, meta=meta)
-        files["fidelity_json"], files["fidelity_md"] = tmp / "fidelity.json", tmp / "fidelity.md"
-
-    manifest = _manifest(src, tmp, files=files, quant=quant, tflm=tflm_facts, calib=data.calib, checks=checks,
-                         onnx_ops=onnx_op_counts(files["onnx"]), opset=ONNX_OPSET)
-    return files, ladder, manifest
+        write_fidelity(ladder, run.tmp, meta=meta)
+        run.files["fidelity_json"], run.files["fidelity_md"] = run.tmp / "fidelity.json", run.tmp / "fidelity.md"
+    return ladder
 
 
-def _manifest(src: _Source, tmp: Path, *, files: dict[str, Path], quant: dict[str, Any],
-              tflm: dict[str, Any] | None, calib: dict[str, Any], checks: dict[str, Any],
-              onnx_ops: dict[str, int], opset: int) -> dict[str, Any]:
+def _manifest(run: _Run, stages: list[Stage]) -> dict[str, Any]:
     """The export's self-description: input contract, normalization, quant params, labels, hashes, tools."""
+    from .onnx import ONNX_OPSET, onnx_op_counts
+
+    src, tmp, quant = run.src, run.tmp, run.quant
     hashes = {}
     for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
         rel = str(path.relative_to(tmp))
         hashes[rel] = {"sha256": file_digest(path), "bytes": path.stat().st_size}
     mean, std = list(src.mean), list(src.std)
     h, w, c = src.preprocess.hwc
-    inputs = {
-        "shape": [1, h, w, c], "layout": "NHWC",  # what every TFLite model and the firmware take
-        "model.onnx": {"dtype": "float32", "shape": [1, c, h, w], "layout": "NCHW", "range": "raw pixels 0..255"},
-        "model_fp32.tflite": {"dtype": "float32", "shape": [1, h, w, c], "layout": "NHWC",
-                              "range": "raw pixels 0..255"},
-    }
+    inputs: dict[str, Any] = {"shape": [1, h, w, c], "layout": "NHWC"}  # what every TFLite model and the firmware take
+    if "onnx" in run.files:
+        inputs[STAGES["onnx"].artifact] = {"dtype": "float32", "shape": [1, c, h, w], "layout": "NCHW",
+                                           "range": "raw pixels 0..255"}
+    if "tflite_fp32" in run.files:
+        inputs[STAGES["tflite_fp32"].artifact] = {"dtype": "float32", "shape": [1, h, w, c], "layout": "NHWC",
+                                                  "range": "raw pixels 0..255"}
     if "int8" in quant:
         q = quant["int8"]["input"]
-        inputs["model_int8.tflite"] = {
+        inputs[STAGES["tflite_int8"].artifact] = {
             "dtype": "int8", "shape": q["shape"], "layout": "NHWC", "scale": q["scale"], "zero_point": q["zero_point"],
             "formula": "q = pixel - 128 (uint8 pixel 0..255 -> int8 -128..127)",
         }
     if "int16x8" in quant:
         q = quant["int16x8"]["input"]
-        inputs["model_int16x8.tflite"] = {
+        inputs[STAGES["tflite_int16x8"].artifact] = {
             "dtype": "int16", "shape": q["shape"], "layout": "NHWC", "scale": q["scale"],
             "zero_point": q["zero_point"], "formula": "q = round(pixel / scale)",
         }
@@ -531,10 +654,12 @@ def _manifest(src: _Source, tmp: Path, *, files: dict[str, Path], quant: dict[st
         "output": {"name": "logits", "shape": [1, len(src.classes)], "meaning": "class logits (no softmax)",
                    **({"int8": quant["int8"]["output"]} if "int8" in quant else {}),
                    **({"int16x8": quant["int16x8"]["output"]} if "int16x8" in quant else {})},
-        "quantization": {**quant, **({"calibration": calib} if calib else {})},
-        "tflm": tflm,
-        "onnx": {"opset": opset, "ops": onnx_ops},
-        "checks": checks,
+        "quantization": {**quant, **({"calibration": run.data.calib} if run.data.calib else {})},
+        "tflm": run.tflm,
+        "onnx": {"opset": ONNX_OPSET, "ops": onnx_op_counts(run.files["onnx"])},
+        "stages": [{"stage": s.key, "artifact": s.artifact, "made_from": s.source, "checked_against": s.reference,
+                    "tolerance": s.tolerance} for s in stages],
+        "checks": run.checks,
         "files": hashes,
         "tools": _tool_versions(),
         "platform": {"machine": platform.machine(), "system": platform.system()},
@@ -565,6 +690,7 @@ def export_model(
     width: float | None = None,
     checkpoint: str | Path | None = None,
     out: str | Path | None = None,
+    formats: Sequence[str] | None = None,
     int8: bool = False,
     int16x8: bool = False,
     dataset: str | None = None,
@@ -589,8 +715,11 @@ def export_model(
         out: destination folder (default: ``exports/<run>`` for a checkpoint ``runs/<run>/*.pt``,
             ``exports/<model>_w<width>_untrained`` without one, so an untrained export never replaces a
             trained one); replaced atomically.
-        int8: also write the int8 model (calibrated on real training images) and the ``tflm/`` folder.
-        int16x8: also write a 16-bit-activation / 8-bit-weight model.
+        formats: the artefacts to make, from :data:`FORMATS` (``onnx``, ``tflite_fp32``, ``tflite_int8``,
+            ``tflm``, ``tflite_int16x8``); each brings the stages it is made from (``tflm`` → ONNX, fp32, int8).
+            Default ``onnx`` + ``tflite_fp32``.
+        int8: also make ``tflite_int8`` (calibrated on real training images) and ``tflm`` (the ``tflm/`` folder).
+        int16x8: also make ``tflite_int16x8``, a 16-bit-activation / 8-bit-weight model.
         dataset: dataset for calibration/evaluation without a checkpoint (default ``fashion_mnist``).
         data_dir: where the dataset files are (see :func:`edgeghost.data.load_split`).
         calib_samples: number of training images for int8 calibration.
@@ -608,6 +737,13 @@ def export_model(
     """
     from .tflite import CALIB_METHODS
 
+    requested = [*(DEFAULT_FORMATS if formats is None else formats), *(("tflite_int8", "tflm") if int8 else ()),
+                 *(("tflite_int16x8",) if int16x8 else ())]
+    if not requested:
+        raise EdgeGhostError(f"no export format given; choose from: {', '.join(FORMATS)}")
+    stages = select_stages(requested)
+    keys = {s.key for s in stages}
+    int8, int16x8 = "tflite_int8" in keys, "tflite_int16x8" in keys
     if calib_method is not None and calib_method not in CALIB_METHODS:
         raise EdgeGhostError(f"unknown calibration method {calib_method!r}; choose one of: {', '.join(CALIB_METHODS)}")
     if layer_report and not int8:
@@ -633,9 +769,12 @@ def export_model(
     parent_existed = out_dir.parent.exists()
     tmp = _prepare_out(out_dir)
     try:
-        files, ladder, manifest = _run_stages(
-            src, tmp, data, int8=int8, int16x8=int16x8, calib_method=calib_method, layer_report=layer_report,
-            timings=timings, verbose=verbose)
+        run = _Run(src, data, tmp, calib_method)
+        _run_stages(run, stages, timings=timings, verbose=verbose)
+        if layer_report:
+            _write_layer_report(run, timings, verbose)
+        ladder = _write_fidelity(run, stages, timings, verbose)
+        files, manifest = run.files, _manifest(run, stages)
         timings["total"] = round(time.perf_counter() - t_start, 3)
         manifest["timings_s"] = timings
         atomic_write_json(tmp / "manifest.json", manifest)

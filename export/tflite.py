@@ -122,7 +122,11 @@ def onnx_to_keras(onnx_path: str | Path, *, sample_images: np.ndarray, work_dir:
     """
     _import_tensorflow()
     import onnx2tf
+    import tf_keras
 
+    # Keras names layers from process-wide counters (``tf.nn.relu_26``, ``model_18``), and the names end up in the
+    # .tflite: reset them so the same ONNX gives the same bytes however many models this process made before.
+    tf_keras.backend.reset_uids()
     work_dir = Path(work_dir).resolve()  # resolved before onnx2tf runs in it
     onnx_path = Path(onnx_path).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)

@@ -329,3 +329,24 @@ def test_reparam_latency_benchmark_smoke_run(tmp_path: Path) -> None:
     assert row["ratio"] == pytest.approx(row["deploy_ms"] / row["train_ms"], abs=1e-3)
     assert doc["goal"]["met"] is None and "--widths 0.25" in doc["command"] and doc["machine"]["cores"] >= 1
 
+
+
+def test_train_throughput_benchmark_smoke_run(tmp_path: Path) -> None:
+    """benchmarks/train_throughput.py at tiny size writes one row per model with a rate and its projection."""
+    import subprocess
+    import sys
+
+    from edgeghost.data.synthetic import write_synthetic_fashion_mnist
+
+    data = write_synthetic_fashion_mnist(tmp_path / "fm", train=64, test=32)
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "train_throughput.py"
+    proc = subprocess.run([sys.executable, str(script), "throughput", "--models", "ghostnetv3_small:0.25",
+                           "--images", "64", "--batch-size", "32", "--threads", "1", "--data-dir", str(data),
+                           "--results", str(tmp_path / "out")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    (path,) = (tmp_path / "out").glob("train_throughput_*.json")
+    doc = json.loads(path.read_text())
+    (row,) = doc["rows"]
+    assert (row["model"], row["width"], row["images"]) == ("ghostnetv3_small", 0.25, 64) and row["images_per_s"] > 0
+    assert row["projected_cifar10_200_epochs_h"] == pytest.approx(200 * 50_000 / row["images_per_s"] / 3600, rel=1e-2)
+    assert "--images 64" in doc["command"] and doc["machine"]["cores"] >= 1

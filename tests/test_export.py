@@ -166,17 +166,36 @@ def test_fidelity_ladder(export_dir: Path) -> None:
     assert "| TFLite-Micro int8 |" in md and "int8 top-1 drop" in md
 
 
-def test_untrained_export_warns_loudly(tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_untrained_export_of_one_format(tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--formats onnx` runs only the stages ONNX is made from; random weights are announced loudly."""
     out = tmp_path / "untrained"
     rc = main(["export", "--model", "ghostnetv3_small_lean", "--width", "0.25", "--data-dir", str(data_dir),
-               "--out", str(out), "--eval-samples", "8", "--quiet"])
+               "--out", str(out), "--eval-samples", "8", "--formats", "onnx", "--quiet"])
     assert rc == 0
     assert "UNTRAINED" in capsys.readouterr().err
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["weights"] == {"checkpoint": None, "trained": False, "note": manifest["weights"]["note"]}
-    assert {p.name for p in out.iterdir()} == {"model.onnx", "model_fp32.tflite", "fidelity.json", "fidelity.md",
-                                                "manifest.json"}
+    assert {p.name for p in out.iterdir()} == {"model.onnx", "fidelity.json", "fidelity.md", "manifest.json"}
+    assert [s["stage"] for s in manifest["stages"]] == ["torch", "torch_deploy", "onnx"]
+    assert set(manifest["input"]) == {"shape", "layout", "model.onnx"}
+    rungs = [r["stage"] for r in json.loads((out / "fidelity.json").read_text())["ladder"]]
+    assert rungs == ["torch train form", "torch deploy form", "ONNX (onnxruntime)"]
     assert "UNTRAINED" in (out / "fidelity.md").read_text()
+
+
+def test_export_is_byte_reproducible(tmp_path: Path, export_dir: Path, ckpt: Path, data_dir: Path) -> None:
+    """The same checkpoint, data and seed give the same bytes in every artefact (only the manifest's timings
+    differ); asking for `tflm` alone brings ONNX, fp32 and int8 with it."""
+    out = tmp_path / "again"
+    rc = main(["export", "--checkpoint", str(ckpt), "--formats", "tflm", "--data-dir", str(data_dir), "--out",
+               str(out), "--calib-samples", "32", "--eval-samples", "24", "--quiet"])
+    assert rc == 0
+    first = json.loads((export_dir / "manifest.json").read_text())
+    again = json.loads((out / "manifest.json").read_text())
+    shared = set(again["files"]) - {"fidelity.json", "fidelity.md"}  # the first export also has the layer report
+    assert {"model.onnx", "model_fp32.tflite", "model_int8.tflite", "tflm/model_data.cc"} <= shared
+    assert {k: again["files"][k] for k in shared} == {k: first["files"][k] for k in shared}
+    assert again["checks"] == first["checks"] and again["quantization"] == first["quantization"]
 
 
 def _bad(args: list[str], out: Path, capsys: pytest.CaptureFixture[str], match: str) -> None:
@@ -196,6 +215,8 @@ def _bad(args: list[str], out: Path, capsys: pytest.CaptureFixture[str], match: 
         (["--model", "mobilenet_v9"], "unknown model"),
         (["--width", "5"], "out of range"),
         (["--checkpoint", "no/such/best.pt"], "does not exist"),
+        (["--formats", "onnx,tflite_int4"], "unknown export format 'tflite_int4'"),
+        (["--formats", ","], "no export format given"),
     ],
 )
 def test_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], match: str) -> None:

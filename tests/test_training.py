@@ -53,6 +53,35 @@ def test_warmup_then_cosine_to_zero():
     assert f(99) == pytest.approx(0.5 * (1 + math.cos(math.pi * 69 / 70)))
 
 
+def test_ctrl_c_mid_epoch_then_plain_resume_equals_an_uninterrupted_run(data, tmp_path):
+    """Ctrl-C during epoch 2 leaves epoch 1's checkpoint; `train --resume RUN` alone (no repeated flags, so the
+    stored --threads 1 must come back) finishes with the weights of a run that was never stopped."""
+    import signal
+    import time
+
+    args = [*tiny(data, tmp_path / "cut", "--epochs", "2", width="1.0"), "--train-samples", "256"]
+    cli = "import sys; from edgeghost.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", cli, *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "cut" / "metrics.jsonl"
+    deadline = time.monotonic() + 300
+    while not (metrics.is_file() and metrics.read_text().count("\n") >= 1):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 1  # stopped inside epoch 2
+    torch.set_num_threads(2)
+    assert main(["train", "--resume", str(tmp_path / "cut"), "--no-progress"]) == 0
+    assert torch.get_num_threads() == 1  # the run's stored --threads, not this machine's default
+    assert main([*tiny(data, tmp_path / "whole", "--epochs", "2", width="1.0"), "--train-samples", "256"]) == 0
+    a, b = load_checkpoint(tmp_path / "whole" / "last.pt"), load_checkpoint(tmp_path / "cut" / "last.pt")
+    assert a["epoch"] == b["epoch"] == 2
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+
+
 def test_resume_is_bit_identical_and_eval_forms_agree(data, tmp_path, capsys):
     assert main(tiny(data, tmp_path / "straight", "--epochs", "2")) == 0
     assert main(tiny(data, tmp_path / "split", "--epochs", "2", "--stop-epoch", "1")) == 0

@@ -15,6 +15,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="registered model name without a checkpoint (default: ghostnetv3_small)")
     p.add_argument("--width", type=float, help="width multiplier 0.25–4.0 (default 1.0; must match a checkpoint)")
     p.add_argument("--out", help="output folder (default: exports/<model>_w<width>)")
+    p.add_argument("--formats", type=lambda v: [f for f in v.split(",") if f],
+                   help="comma-separated artefacts: onnx, tflite_fp32, tflite_int8, tflm, tflite_int16x8; each brings "
+                        "the stages it is made from (default: onnx,tflite_fp32)")
     p.add_argument("--int8", action="store_true", help="also write the full-integer int8 model and tflm/ files")
     p.add_argument("--int16x8", action="store_true", help="also write a 16-bit-activation, 8-bit-weight model")
     p.add_argument("--dataset", help="calibration/eval dataset without a checkpoint (default: fashion_mnist)")
@@ -46,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         img_size=args.img_size,
         in_chans=args.in_chans,
         out=args.out,
+        formats=args.formats,
         int8=args.int8,
         int16x8=args.int16x8,
         dataset=args.dataset,
@@ -61,7 +65,10 @@ def run(args: argparse.Namespace) -> int:
     n = result.ladder[0].samples
     print(f"Fidelity ladder ({n} test images; {result.manifest['weights']['checkpoint'] or 'UNTRAINED weights'}):")
     print(ladder_table(result.ladder))
-    stages = ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items() if k != "cpu_s")
-    print(f"wall time: {stages}; CPU time {sum(result.timings['cpu_s'].values()):.1f} s")
+    t = result.timings
+    parts = [f"{k} {v:.1f}" + (f"+{t[k + ' eval']:.1f}" if k + " eval" in t else "")
+             for k, v in t.items() if k not in ("cpu_s", "total") and not k.endswith(" eval")]
+    print(f"seconds per stage (build+eval): {', '.join(parts)}; total {t['total']:.1f} s wall, "
+          f"{sum(t['cpu_s'].values()):.1f} s CPU")
     print(f"exported to {result.out_dir}/")
     return 0

@@ -4,7 +4,7 @@ from . import ghostnet, resnet8, teachers  # noqa: F401  (registers the builders
 from .batchnorm import estimate_bn_statistics
 from .ghostnet import GhostNetV3
 from .profile import ModelInfo, count_macs, count_params, model_info
-from .registry import WIDTH_RANGE, check_width, create_model, list_models
+from .registry import WIDTH_RANGE, check_width, create_model, list_models, parse_model_spec
 from .reparam import is_deployed, reparameterization_error, reparameterize
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "is_deployed",
     "list_models",
     "model_info",
+    "parse_model_spec",
     "reparameterization_error",
     "reparameterize",
 ]

@@ -30,6 +30,15 @@ def check_width(width: float) -> float:
     return float(width)
 
 
+def parse_model_spec(spec: str, role: str = "model") -> tuple[str, float]:
+    """``NAME`` or ``NAME:WIDTH`` (width 1.0 when not given), as the command lines write a model."""
+    name, _, width = spec.partition(":")
+    try:
+        return name, float(width) if width else 1.0
+    except ValueError:
+        raise EdgeGhostError(f"{role} {spec!r}: expected NAME or NAME:WIDTH (or a checkpoint path)") from None
+
+
 def create_model(
     name: str, *, width: float = 1.0, num_classes: int = 10, in_chans: int = 3, **kwargs
 ) -> nn.Module:

@@ -23,6 +23,7 @@ from torch.nn import functional as F
 
 from ..data.loader import normalize
 from ..errors import EdgeGhostError
+from ..models import parse_model_spec
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import TrainConfig
 from .train import fit_or_skip
@@ -167,14 +168,6 @@ def _resize_for(dcfg: DistillConfig, i: int) -> int | None:
     return size or None
 
 
-def _parse_model(spec: str) -> tuple[str, float]:
-    name, _, width = spec.partition(":")
-    try:
-        return name, float(width) if width else 1.0
-    except ValueError:
-        raise EdgeGhostError(f"assistant {spec!r}: expected NAME or NAME:WIDTH or a checkpoint path") from None
-
-
 # TrainConfig fields that describe the input; taken from a teacher checkpoint's ``preprocess`` when unset.
 _PREPROCESS_FIELDS = ("img_size", "in_chans", "resize")
 
@@ -255,7 +248,7 @@ def distill(cfg: TrainConfig, dcfg: DistillConfig) -> dict[str, Any]:
             if assistant is None:
                 stage_cfg = cfg if not dcfg.assistants else dataclasses.replace(cfg, out=str(run_dir / "student"))
             else:
-                name, width = _parse_model(assistant)
+                name, width = parse_model_spec(assistant, "assistant")
                 stage_cfg = dataclasses.replace(
                     cfg, model=name, width=width, out=str(run_dir / f"assistant{k + 1}_{name}_w{width:g}"), resume=None
                 )

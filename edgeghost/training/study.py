@@ -132,14 +132,6 @@ class RunSpec:
 # --------------------------------------------------------------------------------------------- planning
 
 
-def _model_spec(spec: str, role: str) -> tuple[str, float]:
-    name, _, width = spec.partition(":")
-    try:
-        return name, float(width) if width else 1.0
-    except ValueError:
-        raise EdgeGhostError(f"{role} {spec!r}: expected a checkpoint path or NAME[:WIDTH]") from None
-
-
 def _name(model: str, width: float) -> str:
     return f"{model}_w{width:g}"
 
@@ -261,7 +253,9 @@ def _assistant_name(spec: str) -> str:
     if Path(spec).is_file():
         ckpt = load_checkpoint(spec)
         return _name(ckpt["model"], ckpt["width"])
-    return _name(*_model_spec(spec, "assistant"))
+    from ..models import parse_model_spec
+
+    return _name(*parse_model_spec(spec, "assistant"))
 
 
 # --------------------------------------------------------------------------------------------- running
@@ -442,6 +436,8 @@ def _dispatch(base: TrainConfig, specs: list[RunSpec], root: Path, study: StudyC
 def _resolve_teachers(base: TrainConfig, study: StudyConfig, root: Path) -> list[dict[str, Any]]:
     """Checkpoint teachers as they are; ``NAME[:WIDTH]`` teachers trained first (also on Ray) under
     ``teachers/``. A teacher that fails stops the study: every distilled run needs it."""
+    from ..models import parse_model_spec
+
     entries, to_train = [], []
     for spec in study.teachers:
         if Path(spec).is_file():
@@ -450,7 +446,7 @@ def _resolve_teachers(base: TrainConfig, study: StudyConfig, root: Path) -> list
                             "best_top1": ckpt.get("best_acc"), "final_top1": (ckpt.get("metrics") or {}).get("test_acc"),
                             "params": ckpt.get("params"), "run_dir": str(Path(spec).parent), "checkpoint": str(spec)})
         else:
-            model, width = _model_spec(spec, "teacher")
+            model, width = parse_model_spec(spec, "teacher")
             name = _name(model, width)
             run = RunSpec(key=f"teachers/{name}", group=f"teachers/{name}", strategy="teacher", seed=base.seed,
                           model=model, width=width)

@@ -38,10 +38,11 @@ def _reusable_export(out: Path, weights: Path, eval_samples: int | None) -> tupl
     images (so adding firmware numbers to a card does not redo a 10,000-image export); None if there is none."""
     from types import SimpleNamespace
 
+    from ..export.pipeline import STAGES
     from ..export.tflm import EMBEDDED_MODEL
 
     manifest_path, fidelity_path = out / "manifest.json", out / "fidelity.json"
-    if not (manifest_path.is_file() and fidelity_path.is_file() and (out / "model_int8.tflite").is_file()):
+    if not (manifest_path.is_file() and fidelity_path.is_file() and (out / STAGES["tflite_int8"].artifact).is_file()):
         return None
     if not (out / "tflm" / EMBEDDED_MODEL).is_file():
         return None  # made before the firmware flatbuffer lost its tensor names: its flash numbers are not today's
@@ -72,9 +73,10 @@ def pretrained_export(name: str, out: str | Path | None = None) -> Path:
 
 def host_latency(export_dir: Path) -> dict[str, Any]:
     """One-thread latency of the int8 model on this host: LiteRT (XNNPACK) and the TFLite-Micro interpreter."""
+    from ..export.pipeline import STAGES
     from ..runtime import load_runner, measure_latency
 
-    int8 = export_dir / "model_int8.tflite"
+    int8 = export_dir / STAGES["tflite_int8"].artifact
     litert = load_runner(int8, threads=1)
     x = litert.example_input()
     lat = measure_latency(lambda: litert.run_raw(x), min_time_s=2.0)
