@@ -277,6 +277,27 @@ def train_throughput() -> str:
         _source("train_throughput_cpu.json", record)
 
 
+@section("train_speed")
+def train_speed() -> str:
+    """Old training path vs new, side by side in one run (benchmarks/train_throughput.py speed)."""
+    record = _results("train_speed_cpu.json")
+    def label(spec: str) -> str:
+        name, _, width = spec.partition(":")
+        return _short(name, float(width or 1))
+
+    rows = [[label(r["model"]), f"{r['median_images_per_s']['old']:.1f}", f"{r['median_images_per_s']['new']:.1f}",
+             f"{r['speedup']:.2f}×"] for r in record["rows"]]
+    out = _table(["model", "old path img/s (NCHW)", "new path img/s (channels_last)", "speedup"], "lrrr", rows)
+    acc = record.get("accuracy") or []
+    if acc:
+        sched = record["accuracy_schedule"]
+        out += (f"\n\nTest top-1 after the same short schedule ({sched['epochs']} epochs on {sched['train_images']:,} "
+                f"training images, {sched['test_images']:,} test images), per seed:\n\n")
+        out += _table(["model", "seed", "old path", "new path"], "lrrr",
+                      [[label(r["model"]), str(r["seed"]), f"{r['old_top1']:.2f} %", f"{r['new_top1']:.2f} %"] for r in acc])
+    return out + "\n\n" + _source("train_speed_cpu.json", record)
+
+
 def _quality_files() -> list[tuple[str, dict[str, Any]]]:
     return [(p.name, json.loads(p.read_text())) for p in sorted(RESULTS.glob("export_quality_*.json"))]
 

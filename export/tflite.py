@@ -14,6 +14,7 @@ import re
 import sys
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -249,17 +250,26 @@ def _narrow_ranges(calibrated: bytes, images: np.ndarray, percentile: float) -> 
         q = t.quantization
         if i not in keep and q is not None and q.min is not None and len(q.min) == 1:
             ranges[i] = (float(q.min[0]), float(q.max[0]))
-    interp = Interpreter(model_content=calibrated, experimental_preserve_all_tensors=True)
-    interp.allocate_tensors()
-    inp = interp.get_input_details()[0]["index"]
-    hist = {i: np.zeros(_BINS, np.int64) for i in ranges}
-    for image in images:
-        interp.set_tensor(inp, image[None])
-        interp.invoke()
-        for i, (lo, hi) in ranges.items():
-            bound = max(abs(lo), abs(hi)) or 1.0
-            idx = np.minimum((np.abs(interp.get_tensor(i)).ravel() * (_BINS / bound)).astype(np.int64), _BINS - 1)
-            hist[i] += np.bincount(idx, minlength=_BINS)
+    def histograms(part: np.ndarray) -> dict[int, np.ndarray]:
+        interp = Interpreter(model_content=calibrated, experimental_preserve_all_tensors=True)
+        interp.allocate_tensors()
+        inp = interp.get_input_details()[0]["index"]
+        counts = {i: np.zeros(_BINS, np.int64) for i in ranges}
+        for image in part:
+            interp.set_tensor(inp, image[None])
+            interp.invoke()
+            for i, (lo, hi) in ranges.items():
+                bound = max(abs(lo), abs(hi)) or 1.0
+                idx = np.minimum((np.abs(interp.get_tensor(i)).ravel() * (_BINS / bound)).astype(np.int64), _BINS - 1)
+                counts[i] += np.bincount(idx, minlength=_BINS)
+        return counts
+
+    # Two interpreters on the two halves of the images (LiteRT and numpy release the GIL); integer counts, so the
+    # sum does not depend on the split.
+    parts = np.array_split(images, max(1, min(2, os.cpu_count() or 1, len(images))))
+    with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+        partial = list(pool.map(histograms, parts))
+    hist = {i: sum(c[i] for c in partial) for i in ranges}
     for i, (lo, hi) in ranges.items():
         cdf = np.cumsum(hist[i])
         if cdf[-1] == 0:

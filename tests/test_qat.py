@@ -20,9 +20,9 @@ from edgeghost.training.qat import (
     ActQuant,
     QConv,
     calibration_images,
-    deploy_state_dict,
     prepare_qat,
 )
+from edgeghost.training.checkpoint import deploy_state_dict
 
 SPEC = get_spec("fashion_mnist")
 NORM = {"mean": SPEC.mean, "std": SPEC.std}

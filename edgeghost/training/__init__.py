@@ -3,9 +3,8 @@
 from .checkpoint import atomic_torch_save, load_checkpoint, make_checkpoint, model_from_checkpoint
 from .config import TrainConfig, add_config_arguments, config_from_args
 from .distill import DistillConfig, DistillLoss, distill, kd_loss, load_teacher
-from .train import (
-    LossHook, evaluate, evaluate_checkpoint, fit, fit_or_skip, train, train_one_epoch, warmup_cosine,
-)
+from .qat import train
+from .train import LossHook, evaluate, evaluate_checkpoint, fit, fit_or_skip, train_one_epoch, warmup_cosine
 
 __all__ = [
     "DistillConfig",

@@ -21,6 +21,7 @@ from ..fileio import atomic_path
 
 FORMAT = "edgeghost-checkpoint-v1"
 REQUIRED_KEYS = ("format", "model", "width", "num_classes", "in_chans", "dataset", "mean", "std", "state_dict")
+RANGE_SUFFIXES = (".qat_lo", ".qat_hi")  # a QAT checkpoint's int8 ranges, stored beside the deploy weights
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
@@ -104,6 +105,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
+def deploy_state_dict(state_dict: dict[str, Any]) -> dict[str, Any]:
+    """The plain deploy-form state dict inside a QAT checkpoint's (its int8 ranges dropped)."""
+    return {k: v for k, v in state_dict.items() if not k.endswith(RANGE_SUFFIXES)}
+
+
 def model_from_checkpoint(ckpt: dict[str, Any] | str | Path, *, width: float | None = None) -> nn.Module:
     """Build the checkpoint's model (train form, eval mode) and load its weights.
 
@@ -119,7 +125,6 @@ def model_from_checkpoint(ckpt: dict[str, Any] | str | Path, *, width: float | N
     state = ckpt["state_dict"]
     if ckpt.get("form", "train") == "deploy":  # a QAT checkpoint: fused deploy-form weights + int8 ranges
         from ..models import reparameterize
-        from .qat import deploy_state_dict
 
         model, state = reparameterize(model), deploy_state_dict(state)
     try:

@@ -29,8 +29,8 @@ concat scale, fixed LOGISTIC scale, hard-sigmoid split into RELU6-conv + MUL). T
 ``benchmarks/results/qat.md``.
 
 A QAT checkpoint is an ordinary edgeghost checkpoint with ``form: "deploy"`` and a ``qat`` entry; its
-``state_dict`` is the deploy model's plus the ranges (keys ending in :data:`RANGE_SUFFIXES`), so
-:func:`deploy_state_dict` gives the plain deploy weights and the unchanged export chain quantizes them.
+``state_dict`` is the deploy model's plus the ranges (keys ending in ``checkpoint.RANGE_SUFFIXES``), so
+:func:`edgeghost.training.checkpoint.deploy_state_dict` gives the plain deploy weights and the unchanged export chain quantizes them.
 """
 
 from __future__ import annotations
@@ -48,11 +48,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import EdgeGhostError
+from .checkpoint import RANGE_SUFFIXES
 
 QMIN, QMAX = -128, 127
 WEIGHT_QMAX = 127  # symmetric weights use [-127, 127], as TFLite's quantizer does
 LOGISTIC_SCALE, LOGISTIC_ZERO_POINT = 1.0 / 256.0, -128  # TFLite's fixed int8 sigmoid output
-RANGE_SUFFIXES = (".qat_lo", ".qat_hi")
 CALIB_SAMPLES = 500  # the export's default calibration set size
 RECALIBRATE_EVERY = 100  # training steps between range updates
 QAT_FORMAT = "edgeghost-qat-v1"
@@ -480,38 +480,15 @@ def prepare_qat(
                   recalibrate_every=recalibrate_every).eval()
 
 
-def deploy_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The plain deploy-form state dict inside a QAT state dict (the ranges dropped; every other key is the
-    deploy form's own)."""
-    return {k: v for k, v in state_dict.items() if not k.endswith(RANGE_SUFFIXES)}
-
-
-def deploy_model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
-    """The plain deploy-form model of a QAT checkpoint (what the export chain quantizes), eval mode."""
-    from ..data import Preprocess
-    from ..models import reparameterize
-    from .checkpoint import build_model
-
-    model = reparameterize(build_model(ckpt["model"], width=ckpt["width"], num_classes=ckpt["num_classes"],
-                                       preprocess=Preprocess.from_checkpoint(ckpt)))
-    try:
-        model.load_state_dict(deploy_state_dict(ckpt["state_dict"]))
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()[0]
-        raise EdgeGhostError(f"{ckpt.get('path', 'checkpoint')} does not fit the deploy form of {ckpt['model']} "
-                             f"w{ckpt['width']:g}: {first}") from None
-    return model.eval()
-
-
 def qat_model_from_checkpoint(ckpt: dict[str, Any] | str | Path) -> QATNet:
     """The fake-quant model of a QAT checkpoint with its stored ranges (no recalibration), eval mode."""
-    from .checkpoint import load_checkpoint
+    from .checkpoint import load_checkpoint, model_from_checkpoint
 
     if not isinstance(ckpt, dict):
         ckpt = load_checkpoint(ckpt)
     if ckpt.get("form") != "deploy" or "qat" not in ckpt:
         raise EdgeGhostError(f"{ckpt.get('path', 'checkpoint')} is not a QAT checkpoint")
-    net = prepare_qat(deploy_model_from_checkpoint(ckpt), None, mean=ckpt["mean"], std=ckpt["std"])
+    net = prepare_qat(model_from_checkpoint(ckpt), None, mean=ckpt["mean"], std=ckpt["std"])
     net.load_state_dict(ckpt["state_dict"])
     return net.eval()
 
@@ -555,3 +532,15 @@ def qat_finetune(cfg: Any, from_checkpoint: str | Path | None = None, *, calib_s
            "calib_method": "minmax", "recalibrate_every": recalibrate_every,
            "scheme": "int8: per-channel symmetric weights, per-tensor asymmetric activations at TFLite op outputs"}
     return fit(cfg, model=net, loss_hook=loss_hook, extra_state={**(extra_state or {}), "form": "deploy", "qat": qat})
+
+
+def train(cfg: Any) -> dict[str, Any]:
+    """What ``edgeghost train`` runs: :func:`edgeghost.training.train.fit`, or with ``cfg.qat`` the
+    quantization-aware fine-tune of ``cfg.init_from`` (:func:`qat_finetune`, which trains through ``fit`` too)."""
+    from .train import fit
+
+    if cfg.qat:
+        if not cfg.init_from and not cfg.resume:
+            raise EdgeGhostError("--qat fine-tunes a trained model: pass --from CKPT")
+        return qat_finetune(cfg, cfg.init_from)
+    return fit(cfg)

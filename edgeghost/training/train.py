@@ -87,6 +87,7 @@ def make_runtime(cfg: TrainConfig) -> Runtime:
         amp_dtype = amp[cfg.amp]
     else:
         raise EdgeGhostError(f"--amp must be auto, bf16, fp16 or off, not {cfg.amp!r}")
+    # None: a run made before channels_last became the default; it resumes with the layout it was trained in.
     channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
     return Runtime(device, amp_dtype, channels_last, rank, world_size)
 
@@ -471,6 +472,8 @@ def _abs(path: str | None) -> str | None:
     return str(Path(path).resolve()) if path else None
 
 
+FORMS_AGREE_PP = 0.1  # largest top-1 difference (pp) between train and deploy form that float rounding explains
+
 # Config fields that say where/how a run executes: the only ones that may differ when a run is continued
 # (fit's resume and fit_or_skip's "same run?" check use this one list). ``threads`` is among them, but a resume
 # keeps the stored value unless it is given again (it changes float summation order).
@@ -544,16 +547,6 @@ def evaluate_checkpoint(
             disagreements=int((train_form["predictions"] != deploy_form["predictions"]).sum()),
             max_logit_diff=float((train_form["logits"] - deploy_form["logits"]).abs().max()) if len(split) else 0.0,
         )
+        # Reparameterization is exact up to float rounding: the two forms must score the same.
+        report["forms_agree"] = abs(report["train_form_acc"] - report["deploy_form_acc"]) <= FORMS_AGREE_PP
     return report
-
-
-def train(cfg: TrainConfig) -> dict[str, Any]:
-    """What ``edgeghost train`` runs: :func:`fit`, or with ``cfg.qat`` the quantization-aware fine-tune of
-    ``cfg.init_from`` (:func:`edgeghost.training.qat.qat_finetune`, which trains through :func:`fit` too)."""
-    if cfg.qat:
-        if not cfg.init_from and not cfg.resume:
-            raise EdgeGhostError("--qat fine-tunes a trained model: pass --from CKPT")
-        from .qat import qat_finetune
-
-        return qat_finetune(cfg, cfg.init_from)
-    return fit(cfg)
