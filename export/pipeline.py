@@ -431,16 +431,21 @@ def _build_quantized(key: str, mode: str) -> Callable[[_Run], None]:
     return build
 
 
-def _eval_int8(run: _Run) -> np.ndarray:
-    # LiteRT's reference kernels are the slowest evaluation of the export; LiteRT releases the GIL while it
-    # invokes, so two interpreters on the two halves of the images use two cores (outputs do not depend on it).
-    images = run.data.eval_images
+def _raw_outputs(make_runner: Callable[[], Any], images: np.ndarray) -> tuple[Any, np.ndarray]:
+    """Raw outputs for ``images`` from two runners on the two halves, in threads (LiteRT releases the GIL while
+    it invokes; TFLite-Micro runs in a child process), so an evaluation uses both cores; the outputs do not depend
+    on the split. Returns one of the runners (for ``finish``) and the outputs."""
     parts = np.array_split(images, max(1, min(2, os.cpu_count() or 1, len(images))))
-    refs = [_runner(run.files["tflite_int8"], reference_kernels=True) for _ in parts]
+    runners = [make_runner() for _ in parts]
     with ThreadPoolExecutor(max_workers=len(parts)) as pool:
-        raw = pool.map(lambda job: np.asarray(job[0].run_raw(job[0].prepare(job[1]))), zip(refs, parts))
-        run.raw["tflite_int8"] = np.concatenate(list(raw))  # q = pixel - 128
-    return refs[0].finish(run.raw["tflite_int8"]).astype(np.float64)
+        raw = list(pool.map(lambda job: np.asarray(job[0].run_raw(job[0].prepare(job[1]))), zip(runners, parts)))
+    return runners[0], np.concatenate(raw)
+
+
+def _eval_int8(run: _Run) -> np.ndarray:
+    ref, run.raw["tflite_int8"] = _raw_outputs(  # q = pixel - 128
+        lambda: _runner(run.files["tflite_int8"], reference_kernels=True), run.data.eval_images)
+    return ref.finish(run.raw["tflite_int8"]).astype(np.float64)
 
 
 def _build_tflm(run: _Run) -> None:
@@ -453,8 +458,9 @@ def _build_tflm(run: _Run) -> None:
 
 def _eval_tflm(run: _Run) -> np.ndarray:
     # Run in the arena size the firmware gets, so the export also proves that size works.
-    tflm = _runner(run.files["tflite_int8"], backend="tflm", arena_size=run.tflm["arena_bytes"])
-    run.raw["tflm"] = np.asarray(tflm.run_raw(tflm.prepare(run.data.eval_images)))
+    tflm, run.raw["tflm"] = _raw_outputs(
+        lambda: _runner(run.files["tflite_int8"], backend="tflm", arena_size=run.tflm["arena_bytes"]),
+        run.data.eval_images)
     return tflm.finish(run.raw["tflm"]).astype(np.float64)
 
 
