@@ -488,9 +488,10 @@ STAGES: dict[str, Stage] = {s.key: s for s in (
           f"float64 relative logit Δ ≤ {REPARAM_RTOL:g} (reparameterization_error)",
           _build_deploy, _eval_deploy, _gate_deploy),
     Stage("onnx", "model.onnx", "ONNX (onnxruntime)", "torch_deploy", "torch_deploy", _PARITY,
-          _build_onnx, _file_eval("onnx"), _parity_gate("onnx_vs_torch_max_abs_diff")),
+          _build_onnx, _file_eval("onnx"), _parity_gate("onnx_vs_torch_max_abs_diff"), background=True),
     Stage("tflite_fp32", "model_fp32.tflite", "TFLite fp32 (LiteRT)", "onnx", "onnx", _PARITY,
-          _build_fp32, _file_eval("tflite_fp32"), _parity_gate("tflite_fp32_vs_onnx_max_abs_diff")),
+          _build_fp32, _file_eval("tflite_fp32"), _parity_gate("tflite_fp32_vs_onnx_max_abs_diff"),
+          background=True),
     Stage("tflite_int8", "model_int8.tflite", "TFLite int8 (LiteRT reference kernels)", "tflite_fp32",
           "tflite_fp32", "full-integer I/O and ops (check_full_integer); accuracy drop reported, not gated",
           _build_quantized("tflite_int8", "int8"), _eval_int8, background=True),
@@ -520,9 +521,9 @@ def select_stages(formats: Sequence[str]) -> list[Stage]:
 
 
 def _run_stages(run: _Run, stages: list[Stage], *, timings: dict[str, float], verbose: bool) -> None:
-    """Build each stage, evaluate it and gate it against its reference, in table order; raise on the first
-    failure. A ``background`` stage is evaluated in a worker while the next one builds (TFLite-Micro runs in
-    child processes, so LiteRT's int8 evaluation and TFLite-Micro's use both cores)."""
+    """Build each stage, evaluate it and gate it against its reference, in table order; raise on a failed gate.
+    A ``background`` stage is evaluated in a worker while the next one builds, and gated once its outputs are
+    there (a failure still stops the export, only later)."""
 
     def evaluate(stage: Stage) -> np.ndarray:
         with _timed(timings, f"{stage.key} eval", verbose):
@@ -535,6 +536,10 @@ def _run_stages(run: _Run, stages: list[Stage], *, timings: dict[str, float], ve
             run.logits[key] = pending.pop(key).result()
         return run.logits[key]
 
+    def gate(stage: Stage) -> None:
+        if stage.gate is not None and stage.reference is not None:
+            stage.gate(run, logits(stage.key), logits(stage.reference))
+
     with ThreadPoolExecutor(max_workers=1) as pool:
         try:
             for stage in stages:
@@ -542,12 +547,13 @@ def _run_stages(run: _Run, stages: list[Stage], *, timings: dict[str, float], ve
                     stage.build(run)
                 if stage.background:
                     pending[stage.key] = pool.submit(evaluate, stage)
-                    continue
-                run.logits[stage.key] = evaluate(stage)
-                if stage.gate is not None and stage.reference is not None:
-                    stage.gate(run, run.logits[stage.key], logits(stage.reference))
-            for key in list(pending):
-                logits(key)
+                else:
+                    run.logits[stage.key] = evaluate(stage)
+                    gate(stage)
+            for stage in stages:
+                if stage.background:
+                    logits(stage.key)
+                    gate(stage)
         finally:
             for job in pending.values():
                 job.cancel()

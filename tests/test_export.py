@@ -423,3 +423,14 @@ def test_int16x8_model_is_full_integer_and_runs_in_litert_and_tflm(keras_model: 
     logits16 = np.asarray(ref.predict(test), np.float64)
     assert np.abs(logits16 - fp32).max() <= 0.5 * np.abs(fp32).max()
     assert (logits16.argmax(1) == fp32.argmax(1)).sum() >= 6
+
+
+def test_a_failed_parity_gate_stops_the_export(tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """ONNX is evaluated in the background while the next stage builds; its gate still stops the export, with the
+    numbers, and leaves nothing behind. (A zero tolerance makes ONNX's float rounding a failure.)"""
+    from edgeghost.export import pipeline
+
+    monkeypatch.setattr(pipeline, "PARITY_TOL", 0.0)
+    _bad(["--model", "ghostnetv3_small_lean", "--width", "0.25", "--data-dir", str(data_dir), "--eval-samples", "8",
+          "--formats", "onnx"], tmp_path / "out", capsys, "ONNX (onnxruntime) does not match torch deploy form")
