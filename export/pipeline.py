@@ -281,7 +281,8 @@ def _prepare_out(out: Path) -> Path:
         raise EdgeGhostError(f"output folder {out} is not empty and is not an edgeghost export; refusing to replace it")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        # Absolute: the converters change directories while background evaluations read the artefacts.
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent)).resolve()
     except OSError as err:
         raise EdgeGhostError(f"cannot write the export to {out}: {err.strerror or err}") from None
 
@@ -432,14 +433,19 @@ def _build_quantized(key: str, mode: str) -> Callable[[_Run], None]:
 
 
 def _raw_outputs(make_runner: Callable[[], Any], images: np.ndarray) -> tuple[Any, np.ndarray]:
-    """Raw outputs for ``images`` from two runners on the two halves, in threads (LiteRT releases the GIL while
-    it invokes; TFLite-Micro runs in a child process), so an evaluation uses both cores; the outputs do not depend
-    on the split. Returns one of the runners (for ``finish``) and the outputs."""
-    parts = np.array_split(images, max(1, min(2, os.cpu_count() or 1, len(images))))
-    runners = [make_runner() for _ in parts]
-    with ThreadPoolExecutor(max_workers=len(parts)) as pool:
-        raw = list(pool.map(lambda job: np.asarray(job[0].run_raw(job[0].prepare(job[1]))), zip(runners, parts)))
-    return runners[0], np.concatenate(raw)
+    """Raw outputs for ``images``, one runner per half on both cores (:func:`~edgeghost.export.tflite.map_halves`);
+    the outputs do not depend on the split. Returns one of the runners (for ``finish``) and the outputs."""
+    from .tflite import map_halves
+
+    runners: list[Any] = []
+
+    def run_part(part: np.ndarray) -> np.ndarray:
+        runner = make_runner()
+        runners.append(runner)
+        return np.asarray(runner.run_raw(runner.prepare(part)))
+
+    raw = np.concatenate(map_halves(run_part, images))
+    return runners[0], raw
 
 
 def _eval_int8(run: _Run) -> np.ndarray:

@@ -13,7 +13,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,6 +236,14 @@ def convert_quantized(
         return atomic_write_bytes(path, tf_convert.deduplicate_readonly_buffers(quantized))
 
 
+def map_halves(fn: Callable[[np.ndarray], Any], images: np.ndarray) -> list[Any]:
+    """``fn`` on the two halves of ``images`` in two threads (one on a single core), results in order. LiteRT
+    releases the GIL while it invokes and TFLite-Micro runs in a child process, so this uses both cores."""
+    parts = np.array_split(images, max(1, min(2, os.cpu_count() or 1, len(images))))
+    with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+        return list(pool.map(fn, parts))
+
+
 def _narrow_ranges(calibrated: bytes, images: np.ndarray, percentile: float) -> bytes:
     """Replace each inner activation's calibrated [min, max] by ±(``percentile`` of |x|), clipped to it."""
     import flatbuffers
@@ -264,11 +272,7 @@ def _narrow_ranges(calibrated: bytes, images: np.ndarray, percentile: float) -> 
                 counts[i] += np.bincount(idx, minlength=_BINS)
         return counts
 
-    # Two interpreters on the two halves of the images (LiteRT and numpy release the GIL); integer counts, so the
-    # sum does not depend on the split.
-    parts = np.array_split(images, max(1, min(2, os.cpu_count() or 1, len(images))))
-    with ThreadPoolExecutor(max_workers=len(parts)) as pool:
-        partial = list(pool.map(histograms, parts))
+    partial = map_halves(histograms, images)  # integer counts: the sum does not depend on the split
     hist = {i: sum(c[i] for c in partial) for i in ranges}
     for i, (lo, hi) in ranges.items():
         cdf = np.cumsum(hist[i])
