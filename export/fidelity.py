@@ -29,19 +29,21 @@ class Rung:
 
 
 def build_ladder(stages: list[tuple[str, str, np.ndarray]], labels: np.ndarray) -> list[Rung]:
-    """``stages``: (name, artifact file or "-", float logits N×classes) in pipeline order."""
+    """``stages``: (name, artifact file or "-", float logits N×classes) in pipeline order. A stage may have run
+    fewer images (the first ones, e.g. TFLite-Micro): it is compared and scored on those."""
     rungs: list[Rung] = []
     prev: np.ndarray | None = None
     for name, artifact, logits in stages:
         logits = np.asarray(logits, dtype=np.float64)
+        n = len(logits)
         top1 = logits.argmax(1)
         if prev is None:
             diff = rel = agree = None
         else:
-            diff = float(np.abs(logits - prev).max())
-            rel = diff / max(float(np.abs(prev).max()), 1e-12)
-            agree = float((top1 == prev.argmax(1)).mean())
-        rungs.append(Rung(name, artifact, diff, rel, agree, float((top1 == labels).mean()), len(labels)))
+            diff = float(np.abs(logits - prev[:n]).max())
+            rel = diff / max(float(np.abs(prev[:n]).max()), 1e-12)
+            agree = float((top1 == prev[:n].argmax(1)).mean())
+        rungs.append(Rung(name, artifact, diff, rel, agree, float((top1 == labels[:n]).mean()), n))
         prev = logits
     return rungs
 
@@ -53,12 +55,12 @@ def _fmt(value: float | None, spec: str, unit: str = "") -> str:
 def ladder_table(rungs: list[Rung]) -> str:
     """The ladder as a Markdown table (also readable in a terminal)."""
     lines = [
-        "| stage | artifact | max abs Δ logits | rel Δ | top-1 agree | top-1 acc |",
-        "|---|---|---:|---:|---:|---:|",
+        "| stage | artifact | images | max abs Δ logits | rel Δ | top-1 agree | top-1 acc |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in rungs:
         lines.append(
-            f"| {r.stage} | {r.artifact} | {_fmt(r.max_abs_diff, '.3g')} | {_fmt(r.rel_diff, '.2e')} | "
+            f"| {r.stage} | {r.artifact} | {r.samples} | {_fmt(r.max_abs_diff, '.3g')} | {_fmt(r.rel_diff, '.2e')} | "
             f"{_fmt(None if r.top1_agreement is None else 100 * r.top1_agreement, '.2f', ' %')} | "
             f"{100 * r.top1_accuracy:.2f} % |"
         )

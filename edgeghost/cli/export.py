@@ -33,6 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --int8: also write int8_layers.md, the int8 error each layer adds")
     p.add_argument("--eval-samples", type=int, default=500, help="test images for the checks and the fidelity "
                    "ladder (default: %(default)s)")
+    p.add_argument("--tflm-samples", type=int, default=100, help="how many of those (the first) TFLite-Micro also "
+                   "runs, checked against LiteRT's reference kernels; 0 = all (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed for untrained weights and image samples")
     p.add_argument("--quiet", action="store_true", help="print only the ladder and the output folder")
 
@@ -59,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         calib_method=args.calib_method,
         layer_report=args.layer_report,
         eval_samples=args.eval_samples,
+        tflm_samples=args.tflm_samples,
         seed=args.seed,
         verbose=not args.quiet,
     )

@@ -103,8 +103,8 @@ def make_card(name: str, *, eval_samples: int = 10_000, work: Path | None = None
     out = (work or Path("exports/zoo")) / name
     earlier = _reusable_export(out, path, eval_samples) if reuse else None
     if earlier is None:
-        result = export_model(checkpoint=path, out=out, int8=True, eval_samples=eval_samples, data_dir=data_dir,
-                              verbose=False)
+        result = export_model(checkpoint=path, out=out, int8=True, eval_samples=eval_samples, tflm_samples=0,
+                              data_dir=data_dir, verbose=False)
         manifest, ladder = result.manifest, result.ladder
     else:
         manifest, ladder = earlier
