@@ -87,7 +87,7 @@ def accuracy(args: argparse.Namespace) -> dict:
 
 
 # The training paths compared by `speed`: the TrainConfig fields each sets (the rest are the defaults).
-PATHS = {"old": {"channels_last": False}, "new": {}}
+PATHS = {"old": {"channels_last": False, "fused_branches": False}, "new": {}}
 
 
 def _short_run(spec: str, tmp: str, args: argparse.Namespace, *, images: int, epochs: int, seed: int,

@@ -277,3 +277,38 @@ def test_mcu_parameter_count_is_pinned() -> None:
     info = model_info(create_model("ghostnetv3_small_mcu", in_chans=1), "ghostnetv3_small_mcu")
     assert (info.params_train, info.params_deploy, info.macs) == (109_162, 42_038, 3_908_544)
     assert info.input_shape == [1, 1, 32, 32]
+
+
+@pytest.mark.parametrize("name", ["ghostnetv3_small", "ghostnetv3_small_mcu"])
+def test_fused_branch_training_forward_is_the_per_branch_function(name: str) -> None:
+    """The one-conv training forward of 1×1 blocks computes what the per-branch forward computes: outputs,
+    every parameter gradient (through the batch statistics too) and every BatchNorm buffer after a step, in
+    float64 so that only the order of summation differs."""
+    import copy
+
+    from edgeghost.models import fused_branches
+
+    torch.manual_seed(0)
+    reference = _randomize_bn(create_model(name, width=0.5, in_chans=1)).double().train()
+    for m in reference.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = 0.1
+    fused = fused_branches(copy.deepcopy(reference))
+    assert sum(isinstance(m, RepConv) and m.fused and m._fusable() for m in fused.modules()) > 0
+    x = torch.randn(6, 1, 32, 32, dtype=torch.float64) * 2 + 0.5
+    outs = []
+    for model in (reference, fused):
+        y = model(x)
+        (y * torch.linspace(-1, 1, y.shape[1], dtype=y.dtype)).square().sum().backward()
+        outs.append(y)
+    assert _rel_err(outs[1], outs[0]) < 1e-10
+    for (key, p), q in zip(reference.named_parameters(), fused.parameters()):
+        assert (p.grad - q.grad).abs().max() <= 1e-9 * (1 + p.grad.abs().max()), key
+    ref_state, fused_state = reference.state_dict(), fused.state_dict()
+    assert ref_state.keys() == fused_state.keys()
+    for key, value in ref_state.items():
+        assert torch.allclose(fused_state[key].double(), value.double(), rtol=1e-9, atol=1e-12), key
+    # eval mode uses the (equal) running statistics through the per-branch forward
+    reference.eval(), fused.eval()
+    with torch.no_grad():
+        assert _rel_err(fused(x), reference(x)) < 1e-10

@@ -175,3 +175,12 @@ def test_ddp_with_gloo_on_two_cpu_processes(data, tmp_path):
     # Global batch 16 = 8 per process; each process sees half of the 32 images: 2 steps.
     assert ckpt["scheduler"]["last_epoch"] == 2
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_runs_stored_before_fused_branches_resume_with_the_per_branch_forward():
+    """A config stored without ``fused_branches`` (older runs) keeps the forward those runs were trained with."""
+    stored = TrainConfig(epochs=3).to_dict()
+    assert stored["fused_branches"] is True
+    del stored["fused_branches"]
+    assert TrainConfig.from_dict(stored).fused_branches is False
+    assert TrainConfig.from_dict({**stored, "fused_branches": True}).fused_branches is True

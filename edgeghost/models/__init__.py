@@ -3,6 +3,7 @@
 from . import ghostnet, resnet8, teachers  # noqa: F401  (registers the builders; teachers: distillation)
 from .batchnorm import estimate_bn_statistics
 from .ghostnet import GhostNetV3
+from .layers import fused_branches
 from .profile import ModelInfo, count_macs, count_params, model_info
 from .registry import WIDTH_RANGE, check_width, create_model, list_models, parse_model_spec
 from .reparam import is_deployed, reparameterization_error, reparameterize
@@ -22,4 +23,5 @@ __all__ = [
     "parse_model_spec",
     "reparameterization_error",
     "reparameterize",
+    "fused_branches",
 ]

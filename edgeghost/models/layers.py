@@ -154,8 +154,50 @@ class RepConv(nn.Module):
         dx = self.kernel_size // 2 - self.pad.pads(int(x.shape[-1]))[0]
         return x[:, :, dy:, dx:]
 
+    # One-conv training forward of a 1×1 block (set by :func:`edgeghost.models.fused_branches`). Every branch
+    # is BN_i(W_i x): in training BatchNorm normalizes branch i with the batch mean and variance of W_i x, and
+    # those follow from the mean μ and covariance Σ of the input channels (W_i μ, diag(W_i Σ W_iᵀ)). The sum
+    # of the branches is then ONE 1×1 conv with kernel Σ_i γ_i/σ_i · W_i and bias Σ_i (β_i − γ_i/σ_i · W_i μ):
+    # the same function of x and of the parameters as the per-branch forward, gradients included, up to
+    # float rounding, with one conv and one C_in×C_in covariance (a matrix product) instead of three or four
+    # convs and BatchNorms. Parameters and buffers stay the per-branch ones and the running statistics are
+    # updated as each BatchNorm would, so checkpoints are unchanged. Depthwise k×k blocks keep the per-branch
+    # forward: their k²×k² patch covariance measured slower on CPU than the BatchNorms it would replace.
+    fused: bool = False
+
+    def _fusable(self) -> bool:
+        conv = self.branches[0].conv
+        bns = [b.bn for b in self.branches] + ([self.identity] if self.identity is not None else [])
+        return (self.training and self.kernel_size == 1 and conv.groups == 1 and self.pad is None
+                and all(bn.track_running_stats and bn.momentum is not None for bn in bns))
+
+    def _fused_forward(self, x: torch.Tensor) -> torch.Tensor:
+        conv = self.branches[0].conv
+        x = x[:, :, :: conv.stride[0], :: conv.stride[1]]
+        pixels = x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])  # (M, C_in)
+        rows = pixels.shape[0]
+        mu = pixels.mean(0)
+        centred = pixels - mu
+        sigma = centred.T @ centred / rows
+        parts = [(b.conv.weight.flatten(1), b.bn) for b in self.branches]
+        if self.identity is not None:
+            parts.append((torch.eye(x.shape[1], dtype=x.dtype, device=x.device), self.identity))
+        kernel = bias = None
+        for w, bn in parts:
+            mean, var = w @ mu, ((w @ sigma) * w).sum(1)
+            scale = bn.weight / torch.sqrt(var + bn.eps)
+            k, b = w * scale[:, None], bn.bias - mean * scale
+            kernel, bias = (k, b) if kernel is None else (kernel + k, bias + b)
+            with torch.no_grad():  # running statistics as BatchNorm keeps them (unbiased variance)
+                bn.num_batches_tracked.add_(1)
+                bn.running_mean.lerp_(mean.detach(), bn.momentum)
+                bn.running_var.lerp_(var.detach() * rows / max(rows - 1, 1), bn.momentum)
+        return F.conv2d(x, kernel[:, :, None, None], bias)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xp = x if self.pad is None else self.pad(x)
+        if self.fused and self._fusable():
+            return self._fused_forward(x)
         out = self.branches[0](xp)
         for branch in self.branches[1:]:
             out = out + branch(xp)
@@ -186,6 +228,14 @@ class RepConv(nn.Module):
             kernel, bias = kernel + k, bias + b
         conv = _conv_like(template, kernel, bias)
         return conv if self.pad is None else nn.Sequential(self.pad, conv)
+
+
+def fused_branches(model: nn.Module, enabled: bool = True) -> nn.Module:
+    """Switch every :class:`RepConv` in ``model`` to the one-conv training forward (or back); returns ``model``."""
+    for m in model.modules():
+        if isinstance(m, RepConv):
+            m.fused = enabled
+    return model
 
 
 class SqueezeExcite(nn.Module):

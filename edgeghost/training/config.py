@@ -48,6 +48,9 @@ class TrainConfig:
     # True since channels_last measured 1.30-1.77x faster CPU training (benchmarks/results/train_speed_cpu.json);
     # None is what runs made before store, and means what it meant then: on for CUDA only.
     channels_last: bool | None = _f(True, "channels_last (NHWC) memory format for training and evaluation")
+    # True since the one-conv forward of 1×1 re-parameterizable blocks measured faster (train_speed_cpu.json);
+    # runs stored without this field resume with the per-branch forward they were trained with.
+    fused_branches: bool = _f(True, "train 1×1 multi-branch blocks as one conv (same function, faster)")
     compile: bool = _f(False, "torch.compile the model")
     verify: bool = _f(True, "check CIFAR files against the official MD5s")
     download: bool = _f(True, "download CIFAR with torchvision when absent (needs internet)")
@@ -66,6 +69,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
         known = {f.name for f in dataclasses.fields(cls)}
+        values = {"fused_branches": False, **values}  # runs made before the field: the per-branch forward
         return cls(**{k: v for k, v in values.items() if k in known})
 
 

@@ -33,6 +33,7 @@ from ..data import DatasetSpec, Preprocess, open_dataset, split_for_checkpoint
 from ..data.loader import augment, make_loader, normalize, set_epoch
 from ..errors import EdgeGhostError
 from ..fileio import atomic_path, atomic_write_json, check_writable, ensure_dir
+from ..models import fused_branches
 from .checkpoint import atomic_torch_save, build_model, load_checkpoint, make_checkpoint
 from .config import TrainConfig
 
@@ -387,6 +388,7 @@ def fit(
             model.load_state_dict(resumed["state_dict"])
         except RuntimeError as err:
             raise EdgeGhostError(f"{resumed['path']} does not fit {cfg.model}: {str(err).splitlines()[0]}") from None
+    fused_branches(model, cfg.fused_branches)
     n_params = sum(p.numel() for p in model.parameters())
     if rt.device.type == "cpu":
         _native_small_convs(model)
