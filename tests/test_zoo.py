@@ -101,3 +101,14 @@ def test_card_reuses_only_an_export_of_the_same_weights(tmp_path: Path) -> None:
     manifest["weights"]["sha256"] = "0" * 64  # other weights
     (out / "manifest.json").write_text(json.dumps(manifest))
     assert _reusable_export(out, weights, 100) is None
+
+
+def test_zoo_training_parses_each_recipe_as_edgeghost_train_would(tmp_path: Path) -> None:
+    """``python -m edgeghost.zoo train`` runs the library on the same flags the card's command shows."""
+    from edgeghost.training import parse_config
+
+    for entry in ZOO.values():
+        cfg = parse_config(entry.train_args(tmp_path / entry.name)[1:])
+        assert (cfg.model, cfg.width, cfg.epochs) == (entry.model, entry.width, entry.epochs)
+        assert (cfg.dataset, cfg.in_chans, cfg.batch_size, cfg.threads) == ("fashion_mnist", 1, 64, 1)
+        assert cfg.out == str(tmp_path / entry.name)

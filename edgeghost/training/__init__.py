@@ -1,7 +1,7 @@
 """Training, evaluation, checkpoints and distillation (one loop: :func:`fit`, with a loss hook)."""
 
 from .checkpoint import atomic_torch_save, load_checkpoint, make_checkpoint, model_from_checkpoint
-from .config import TrainConfig, add_config_arguments, config_from_args
+from .config import TrainConfig, add_config_arguments, config_from_args, parse_config
 from .distill import DistillConfig, DistillLoss, distill, kd_loss, load_teacher
 from .qat import train
 from .train import LossHook, evaluate, evaluate_checkpoint, fit, fit_or_skip, train_one_epoch, warmup_cosine
@@ -14,6 +14,7 @@ __all__ = [
     "add_config_arguments",
     "atomic_torch_save",
     "config_from_args",
+    "parse_config",
     "distill",
     "evaluate",
     "evaluate_checkpoint",

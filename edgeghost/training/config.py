@@ -105,3 +105,10 @@ def config_from_args(args: argparse.Namespace, cls: type = TrainConfig, **overri
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
     values.update(overrides)
     return cls(**values)
+
+
+def parse_config(argv: list[str], cls: type = TrainConfig) -> Any:
+    """The config that ``edgeghost train ARGV`` would run (the same flags, parsed by the same rules)."""
+    parser = argparse.ArgumentParser(prog="edgeghost train", add_help=False)
+    add_config_arguments(parser, cls)
+    return config_from_args(parser.parse_args(argv), cls)

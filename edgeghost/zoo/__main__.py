@@ -9,12 +9,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..errors import EdgeGhostError
 from . import RUNS_DIR, WEIGHTS_DIR, ZOO, get_entry, weights_only
 
 
 def train(names: list[str], runs: Path) -> int:
-    from ..cli import main
+    """Train (or resume) each zoo run with the recipe's flags through the library, as ``edgeghost train`` would."""
+    import dataclasses
+
+    from ..training import train as run_training
     from ..training.checkpoint import load_checkpoint
+    from ..training.config import TrainConfig, parse_config
 
     for name in names or list(ZOO):
         entry = get_entry(name)
@@ -25,13 +30,13 @@ def train(names: list[str], runs: Path) -> int:
             if ckpt["epoch"] >= entry.epochs:
                 print(f"{name}: done ({ckpt['epoch']} epochs, best {ckpt['best_acc']:.2f} %)", flush=True)
                 continue
-            argv = ["train", "--resume", str(out), "--no-progress"]
+            cfg = TrainConfig(resume=str(out), progress=False)
+            print(f"{name}: edgeghost train --resume {out} --no-progress", flush=True)
         else:
-            argv = [*entry.train_args(out), "--no-progress"]
-        print(f"{name}: edgeghost {' '.join(argv)}", flush=True)
-        rc = main(argv)
-        if rc:
-            return rc
+            args = entry.train_args(out)[1:]  # without the "train" subcommand
+            cfg = dataclasses.replace(parse_config(args), progress=False)
+            print(f"{name}: edgeghost train {' '.join(args)} --no-progress", flush=True)
+        run_training(cfg)
     return 0
 
 
@@ -83,7 +88,11 @@ def main() -> int:
     p.add_argument("names", nargs="*")
     p.add_argument("--runs", type=Path, default=RUNS_DIR)
     args = p.parse_args()
-    return (train if args.action == "train" else ship)(args.names, args.runs)
+    try:
+        return (train if args.action == "train" else ship)(args.names, args.runs)
+    except EdgeGhostError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
