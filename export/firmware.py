@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import EdgeGhostError
+from ..fileio import check_writable
 
 # Shipped next to the package (wheel: edgeghost/firmware_examples) or at the repo root (source checkout); from
 # export/firmware.py both are two levels up.
@@ -927,6 +928,7 @@ def make_firmware(
     if num_images < 1 and images is None:
         raise EdgeGhostError("num_images must be >= 1")
     spec = get_target(target)
+    check_writable(out_dir)  # an unwritable --out fails now, in one line, before any generation
     build = build or run
     if build:
         check_toolchain(target)  # fail before the (slow) generation; board targets raise here (own tools)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EdgeGhostError
-from ..fileio import atomic_write_json, current_umask
+from ..fileio import atomic_write_json, check_writable, current_umask
 from ..sysinfo import file_digest, tool_versions
 
 DEFAULT_MODEL = "ghostnetv3_small"
@@ -789,6 +789,7 @@ def export_model(
     if calib_method is None:
         calib_method = "minmax" if (src.ckpt or {}).get("qat") else "percentile"
     out_dir = Path(out) if out is not None else default_export_dir(src.name, src.width, src.checkpoint)
+    check_writable(out_dir)  # an unwritable destination fails in one line before the data is read
     # Data before the output folder: a missing dataset fails before anything is written.
     with _timed(timings, "load data", verbose):
         data = _load_data(src, data_dir=data_dir, quantize=int8 or int16x8, calib_samples=calib_samples,

@@ -201,3 +201,15 @@ def test_examples_are_found_where_the_package_is() -> None:
     assert (fw.EXAMPLES_DIR / "common/classifier.cc").is_file()
     for spec in fw.TARGETS.values():
         assert (fw.EXAMPLES_DIR / spec.example).is_dir()
+
+
+def test_unwritable_out_is_one_line_before_anything_is_made(tmp_path: Path, monkeypatch, capsys) -> None:
+    """`edgeghost firmware --out` that cannot be written fails first: no traceback, and no export of a
+    --pretrained model is made before the failure."""
+    monkeypatch.chdir(tmp_path)
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    assert main(["firmware", "--pretrained", "gns-mcu-fmnist", "--target", "host", "--out", str(blocker / "fw")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]

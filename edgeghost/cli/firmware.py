@@ -42,6 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..export import firmware as fw
 
+    from ..fileio import check_writable
+
+    check_writable(args.out)  # before a --pretrained export is made
     source = args.export or args.tflite
     if args.pretrained:
         from ..zoo.cards import pretrained_export
