@@ -287,7 +287,13 @@ def train_speed() -> str:
 
     rows = [[label(r["model"]), f"{r['median_images_per_s']['old']:.1f}", f"{r['median_images_per_s']['new']:.1f}",
              f"{r['speedup']:.2f}×"] for r in record["rows"]]
-    out = _table(["model", "old path img/s (NCHW)", "new path img/s (channels_last)", "speedup"], "lrrr", rows)
+    def path(name: str) -> str:  # the TrainConfig fields the path set (records before fusion name none)
+        fields = record["paths"][name]
+        return ", ".join(["NCHW" if fields.get("channels_last") is False else "channels_last",
+                          "fused 1×1 branches" if fields.get("fused_branches") else "per-branch"])
+
+    out = _table(["model", f"old path img/s ({path('old')})", f"new path img/s ({path('new')})", "speedup"],
+                 "lrrr", rows)
     acc = record.get("accuracy") or []
     if acc:
         sched = record["accuracy_schedule"]
