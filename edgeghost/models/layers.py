@@ -174,14 +174,21 @@ class RepConv(nn.Module):
     def _fused_forward(self, x: torch.Tensor) -> torch.Tensor:
         conv = self.branches[0].conv
         x = x[:, :, :: conv.stride[0], :: conv.stride[1]]
-        pixels = x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])  # (M, C_in)
+        pixels = x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
+        with torch.autocast(x.device.type, enabled=False):  # batch statistics in float32 at least, even under AMP
+            kernel, bias = self._fused_kernel_bias(pixels.to(torch.promote_types(pixels.dtype, torch.float32)))
+        return F.conv2d(x, kernel[:, :, None, None], bias)
+
+    def _fused_kernel_bias(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Kernel (C_out, C_in) and bias of the fused 1×1 conv from the input pixels (M, C_in); updates the
+        BatchNorms' running statistics."""
         rows = pixels.shape[0]
         mu = pixels.mean(0)
         centred = pixels - mu
         sigma = centred.T @ centred / rows
         parts = [(b.conv.weight.flatten(1), b.bn) for b in self.branches]
         if self.identity is not None:
-            parts.append((torch.eye(x.shape[1], dtype=x.dtype, device=x.device), self.identity))
+            parts.append((torch.eye(pixels.shape[1], dtype=pixels.dtype, device=pixels.device), self.identity))
         kernel = bias = None
         for w, bn in parts:
             mean, var = w @ mu, ((w @ sigma) * w).sum(1)
@@ -192,7 +199,7 @@ class RepConv(nn.Module):
                 bn.num_batches_tracked.add_(1)
                 bn.running_mean.lerp_(mean.detach(), bn.momentum)
                 bn.running_var.lerp_(var.detach() * rows / max(rows - 1, 1), bn.momentum)
-        return F.conv2d(x, kernel[:, :, None, None], bias)
+        return kernel, bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xp = x if self.pad is None else self.pad(x)
