@@ -184,3 +184,29 @@ def test_runs_stored_before_fused_branches_resume_with_the_per_branch_forward():
     del stored["fused_branches"]
     assert TrainConfig.from_dict(stored).fused_branches is False
     assert TrainConfig.from_dict({**stored, "fused_branches": True}).fused_branches is True
+
+
+def test_small_pointwise_convs_train_as_matrix_products_with_the_same_numbers():
+    """The oneDNN work-around (a strided 1×1 conv with < 8 input channels, ResNet-8 w0.25's shortcut, crashed in
+    its backward) computes the same outputs and gradients as the conv it replaces."""
+    import copy
+
+    from edgeghost.training.train import _native_small_convs
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(4, 8, 1, stride=2, bias=True)
+    routed = copy.deepcopy(conv)
+    assert _native_small_convs(routed) == 1
+    x = torch.randn(3, 4, 9, 10).contiguous(memory_format=torch.channels_last)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    with torch.backends.mkldnn.flags(enabled=False):
+        ya = conv(xa)
+    yb = routed(xb)
+    assert yb.shape == ya.shape == (3, 8, 5, 5) and torch.allclose(yb, ya, atol=1e-6)
+    g = torch.randn_like(ya)
+    with torch.backends.mkldnn.flags(enabled=False):
+        ya.backward(g)
+    yb.backward(g)
+    assert torch.allclose(xb.grad, xa.grad, atol=1e-6)
+    assert torch.allclose(routed.weight.grad, conv.weight.grad, atol=1e-5)
+    assert torch.allclose(routed.bias.grad, conv.bias.grad, atol=1e-5)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
@@ -284,8 +285,11 @@ def save_figure(fig: Any, path: str | Path) -> Path:
 
 # torch 2.14.1 on x86 CPUs: oneDNN's backward of a dense conv with fewer than 8 input channels (the stem of a
 # narrow model, e.g. resnet8 --width 0.25) corrupted the heap ("free(): invalid next size", then abort) in
-# 1-thread training on this project's CI machine. Such convs run on PyTorch's native kernel while training on the
-# CPU; every other conv keeps oneDNN. The numbers are the same convolution, computed by another kernel.
+# 1-thread training on this project's CI machine; on an AMD EPYC (AVX512-BF16) its strided 1×1 weight gradient
+# (jit_avx2_1x1_convolution_bwd_weights: ResNet-8 w0.25's 4→8 shortcut) segfaults, NCHW or channels_last. Such
+# convs avoid oneDNN while training on the CPU: a 1×1 one is computed as a matrix product over the channels (its
+# backward is a matrix product too), a larger one on PyTorch's native kernel. Every other conv keeps oneDNN. The
+# numbers are the same convolution, computed by another kernel.
 _ONEDNN_MIN_IN_CHANNELS = 8
 
 
@@ -294,9 +298,19 @@ def _native_small_convs(model: nn.Module) -> int:
     count = 0
     for m in model.modules():
         if isinstance(m, nn.Conv2d) and m.groups == 1 and m.in_channels < _ONEDNN_MIN_IN_CHANNELS:
-            m.forward = _without_onednn(m.forward)  # type: ignore[method-assign]
+            pointwise = m.kernel_size == (1, 1) and m.padding == (0, 0) and m.dilation == (1, 1)
+            m.forward = _pointwise_as_matmul(m) if pointwise else _without_onednn(m.forward)  # type: ignore
             count += 1
     return count
+
+
+def _pointwise_as_matmul(conv: nn.Conv2d) -> Callable[[torch.Tensor], torch.Tensor]:
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        x = x[:, :, :: conv.stride[0], :: conv.stride[1]]
+        y = F.linear(x.permute(0, 2, 3, 1), conv.weight.flatten(1), conv.bias)  # (N, H, W, C_out)
+        return y.permute(0, 3, 1, 2)  # NCHW shape, channels_last memory
+
+    return forward
 
 
 def _without_onednn(forward: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
