@@ -16,7 +16,7 @@ s/epoch of every run and the projected total in the Markdown's budget table):
 
 Full Fashion-MNIST by default (60,000 / 10,000 images; ``--train-samples``/``--test-samples`` shrink it).
 Runs land in ``--out`` (default runs/distill_study_<stem>/); the study's Markdown/JSON/PNG are copied to
-benchmarks/results/<stem>.{md,json,png} with the machine, the command and the wall time.
+benchmarks/results/<stem>.{md,json,png} (``--results DIR``) with the machine, the command and the wall time.
 """
 
 from __future__ import annotations
@@ -63,12 +63,15 @@ def main() -> int:
     p.add_argument("--cpus-per-run", type=float, default=1.0)
     p.add_argument("--out", default=None)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--data-dir", default=None, help="Fashion-MNIST folder (default: the library's lookup)")
+    p.add_argument("--results", type=Path, default=RESULTS, help="folder for the study's copy (default: %(default)s)")
     args = p.parse_args()
     base = TrainConfig(
         model="ghostnetv3_small", width=args.student_width, dataset="fashion_mnist",
         out=args.out or f"runs/distill_study_{args.stem}", epochs=args.epochs, stop_epoch=args.stop_epoch,
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup,
         train_samples=args.train_samples, test_samples=args.test_samples, threads=args.threads, progress=True,
+        data_dir=args.data_dir,
     )
     study = StudyConfig(
         teachers=tuple(args.teachers), assistants=tuple(args.assistants), strategies=tuple(args.strategies),
@@ -78,7 +81,7 @@ def main() -> int:
     start = time.perf_counter()
     report = run_study(base, study)
     wall = round(time.perf_counter() - start, 1)
-    stem = RESULTS / args.stem
+    stem = args.results / args.stem
     machine = {**machine_info(), "torch_threads": args.threads, "load_average_1m": round(os.getloadavg()[0], 2)}
     command = ("python benchmarks/distill_study.py " + " ".join(sys.argv[1:])).strip()
     data = {k: v for k, v in report.items() if k not in ("markdown", "json", "png")}

@@ -9,7 +9,7 @@ fidelity ladder), so the numbers are those of the exports users get.
 
 Goals (from the export issue): the lean GN-S at w0.5 fits ResNet-8's arena (≤ 56 KB); the whole w2.8 export
 takes ≤ 90 s on 2 cores; a trained GN-S loses ≤ 0.3 pp top-1 in int8.
-Results: ``benchmarks/results/export_<part>.json``.
+Results: ``benchmarks/results/export_<part>.json`` (``--results DIR``).
 """
 
 from __future__ import annotations
@@ -126,9 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", default="runs/demo/best.pt", help="trained checkpoint for the quality part")
     p.add_argument("--eval-samples", type=int, default=10000, help="test images for the quality part")
     p.add_argument("--data-dir")
+    p.add_argument("--results", type=Path, default=RESULTS, help="folder for the JSON (default: %(default)s)")
     args = p.parse_args(argv)
     parts = ["timing", "arena", "quality"] if args.part == "all" else [args.part]
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.results.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="edgeghost-export-bench-") as tmp:
         for part in parts:
             record: dict[str, Any] = {
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 record["results"] = part_quality(args.checkpoint, Path(tmp), args.data_dir, args.eval_samples)
             name = part if part != "quality" else f"quality_{Path(args.checkpoint).parent.name}"
-            path = atomic_write_json(RESULTS / f"export_{name}.json", record)
+            path = atomic_write_json(args.results / f"export_{name}.json", record)
             print(f"wrote {path}", flush=True)
     return 0
 

@@ -10,7 +10,8 @@ The ratios are the point (measured side by side in this one run):
 - TFLite-Micro ms per MMAC of each GN-S width / ResNet-8's (goal <= 1.0x).
 
 Usage: .venv/bin/python benchmarks/host_matrix.py [--min-time 2] [--work-dir /tmp/edgeghost-matrix]
-Writes benchmarks/results/host_matrix.{json,csv,md,png}.
+           [--models NAME:WIDTH ...] [--out DIR]
+Writes benchmarks/results/host_matrix.{json,csv,md,png} (``--out``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeghost.errors import EdgeGhostError
 from edgeghost.fileio import atomic_path, atomic_write_json, atomic_write_text
+from edgeghost.models import parse_model_spec
 
 MODELS = [
     # name               width
@@ -56,7 +59,7 @@ def make_checkpoint_file(name: str, width: float, path: Path, train_images: np.n
 def ratios(rows: list[dict]) -> dict:
     """int8/fp32 LiteRT latency per model; TFLM ms/MMAC of every model relative to ResNet-8."""
     by = {(r["model"], r["device"], r["format"]): r for r in rows if r["status"] == "ok"}
-    models = sorted({r["model"] for r in rows}, key=[f"{n}_w{w:g}" for n, w in MODELS].index)
+    models = list(dict.fromkeys(r["model"] for r in rows))
     out: dict = {"int8_over_fp32_litert": {}, "tflm_ms_per_mmac": {}, "tflm_ms_per_mmac_vs_resnet8": {}}
     for m in models:
         fp32, int8 = by.get((m, "host", "tflite_fp32")), by.get((m, "host", "tflite_int8"))
@@ -109,7 +112,7 @@ def plot(doc: dict, path: Path) -> None:
 
     series = [("host", "torch"), ("host", "torch_deploy"), ("host", "onnx"), ("host", "tflite_fp32"),
               ("host", "tflite_int8"), ("tflm", "tflite_int8")]
-    models = [f"{n}_w{w:g}" for n, w in MODELS]
+    models = list(dict.fromkeys(r["model"] for r in doc["rows"]))
     by = {(r["model"], r["device"], r["format"]): r for r in doc["rows"] if r["status"] == "ok"}
     fig, ax = plt.subplots(figsize=(10, 5), dpi=120)
     bar = 0.8 / len(series)
@@ -134,6 +137,8 @@ def main() -> int:
     parser.add_argument("--eval-samples", type=int, default=50, help="images for the TFLM/LiteRT-reference check")
     parser.add_argument("--work-dir", default="/tmp/edgeghost-matrix", help="checkpoints and exports go here")
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--models", nargs="+", default=[f"{n}:{w:g}" for n, w in MODELS],
+                        help="NAME:WIDTH of each model (default: %(default)s)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
 
@@ -144,7 +149,7 @@ def main() -> int:
     train = load_split(DATASET, "train", args.data_dir)
     evalset = bench.load_eval_set(DATASET, samples=args.eval_samples, data_dir=args.data_dir)
     subjects = []
-    for name, width in MODELS:
+    for name, width in map(parse_model_spec, args.models):
         label = f"{name}_w{width:g}"
         ckpt = work / "ckpt" / f"{label}.pt"
         if not ckpt.is_file():
@@ -177,6 +182,9 @@ def main() -> int:
 
 if __name__ == "__main__":
     t0 = time.time()
-    rc = main()
+    try:
+        rc = main()
+    except EdgeGhostError as err:
+        sys.exit(f"host_matrix: error: {err}")
     print(f"done in {time.time() - t0:.0f} s", file=sys.stderr)
     sys.exit(rc)

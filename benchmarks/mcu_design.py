@@ -13,10 +13,10 @@ real training images). Arena, sizes and instruction counts do not depend on the 
   for the rows marked ``firmware``.
 
     TFLM_DIR=/work/shared/third_party/tflm nice -n 15 .venv/bin/python benchmarks/mcu_design.py [--firmware] \\
-        [--only KEY ...] [--work DIR]
+        [--only KEY ...] [--work DIR] [--data-dir DIR] [--out DIR]
 
 Results are cached per candidate under ``--work`` (reruns measure only what is missing). Writes
-``benchmarks/results/mcu_design.json`` and ``.md``.
+``benchmarks/results/mcu_design.json`` and ``.md`` (``--out``).
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def _live_peak(tflite: Path) -> tuple[int, dict[str, int]]:
     return peak, counts
 
 
-def measure(c: Candidate, work: Path, *, firmware: bool, tflm_dir: str | None) -> dict[str, Any]:
+def measure(c: Candidate, work: Path, *, firmware: bool, tflm_dir: str | None, data_dir: str | None) -> dict[str, Any]:
     import torch
     from torch import nn
 
@@ -151,7 +151,7 @@ def measure(c: Candidate, work: Path, *, firmware: bool, tflm_dir: str | None) -
     channels = sum(getattr(m, "out_channels", 0) or getattr(m, "out_features", 0) for m in layers)
     out = work / c.key
     out.mkdir(parents=True, exist_ok=True)
-    images = load_split("fashion_mnist", "train").images[:CALIB_IMAGES][..., :IN_CHANS]
+    images = load_split("fashion_mnist", "train", data_dir).images[:CALIB_IMAGES][..., :IN_CHANS]
     with torch.no_grad():
         onnx_path = export_onnx(export_form(deployed, mean=MEAN, std=STD), out / "model.onnx", in_chans=IN_CHANS,
                                 img_size=IMG)
@@ -224,6 +224,8 @@ def main() -> int:
     p.add_argument("--firmware", action="store_true", help="also build Cortex-M4 CMSIS-NN firmware (marked rows)")
     p.add_argument("--work", type=Path, default=Path("/tmp/edgeghost-mcu-design"), help="cache folder")
     p.add_argument("--tflm-dir", default=os.environ.get("TFLM_DIR"))
+    p.add_argument("--data-dir", help="Fashion-MNIST folder (default: the library's lookup)")
+    p.add_argument("--out", type=Path, default=RESULTS, help="results folder (default: %(default)s)")
     args = p.parse_args()
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -244,7 +246,7 @@ def main() -> int:
                 continue
         if args.only and c.key not in args.only and not cache.is_file():
             continue
-        row = measure(c, args.work, firmware=args.firmware, tflm_dir=args.tflm_dir)
+        row = measure(c, args.work, firmware=args.firmware, tflm_dir=args.tflm_dir, data_dir=args.data_dir)
         atomic_write_json(cache, row)
         rows.append(row)
     from edgeghost.sysinfo import machine_info
@@ -258,8 +260,8 @@ def main() -> int:
         "calibration": f"{CALIB_IMAGES} Fashion-MNIST training images (channel 0)",
         "rows": rows,
     }
-    atomic_write_json(RESULTS / "mcu_design.json", result)
-    atomic_write_text(RESULTS / "mcu_design.md", _markdown(result))
+    atomic_write_json(args.out / "mcu_design.json", result)
+    atomic_write_text(args.out / "mcu_design.md", _markdown(result))
     print(_markdown(result))
     return 0
 

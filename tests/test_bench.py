@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -315,9 +317,6 @@ def test_study_folder_benches_baseline_and_every_variant(shared: dict[str, Path]
 def test_reparam_latency_benchmark_smoke_run(tmp_path: Path) -> None:
     """benchmarks/reparam_latency.py at tiny size: it runs, writes its JSON with machine and command, and its
     goal is "not measured" when its row (w2.8, batch 1) is not in the run."""
-    import subprocess
-    import sys
-
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "reparam_latency.py"
     out = tmp_path / "reparam.json"
     proc = subprocess.run([sys.executable, str(script), "--widths", "0.25", "--batches", "1", "--rounds", "1",
@@ -333,9 +332,6 @@ def test_reparam_latency_benchmark_smoke_run(tmp_path: Path) -> None:
 
 def test_train_throughput_benchmark_smoke_run(tmp_path: Path) -> None:
     """benchmarks/train_throughput.py at tiny size writes one row per model with a rate and its projection."""
-    import subprocess
-    import sys
-
     from edgeghost.data.synthetic import write_synthetic_fashion_mnist
 
     data = write_synthetic_fashion_mnist(tmp_path / "fm", train=64, test=32)
@@ -350,3 +346,151 @@ def test_train_throughput_benchmark_smoke_run(tmp_path: Path) -> None:
     assert (row["model"], row["width"], row["images"]) == ("ghostnetv3_small", 0.25, 64) and row["images_per_s"] > 0
     assert row["projected_cifar10_200_epochs_h"] == pytest.approx(200 * 50_000 / row["images_per_s"] / 3600, rel=1e-2)
     assert "--images 64" in doc["command"] and doc["machine"]["cores"] >= 1
+
+
+def _bench_script(name: str, *args: str) -> subprocess.CompletedProcess:
+    """benchmarks/NAME.py run with this interpreter, as a user runs it."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True)
+
+
+def test_host_matrix_benchmark_smoke_run(shared: dict[str, Path], tmp_path: Path) -> None:
+    """benchmarks/host_matrix.py on one model (the shared GN-S w0.25 checkpoint and its export, reused): a row per
+    host format and the TFLM row, and ratios computed from those rows."""
+    work = tmp_path / "work"
+    (work / "ckpt").mkdir(parents=True)
+    (work / "exports").mkdir()
+    (work / "ckpt" / "ghostnetv3_small_w0.25.pt").symlink_to(shared["checkpoint"])
+    (work / "exports" / "ckpt-ghostnetv3_small_w0.25").symlink_to(shared["export"])
+    proc = _bench_script("host_matrix", "--models", "ghostnetv3_small:0.25", "--min-time", "0.01",
+                         "--eval-samples", "4", "--work-dir", str(work), "--data-dir", str(shared["data"]),
+                         "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    assert "[bench] exporting" not in proc.stderr  # the up-to-date export was reused
+    doc = json.loads((tmp_path / "out" / "host_matrix.json").read_text())
+    rows = {(r["device"], r["format"]): r for r in doc["rows"]}
+    assert set(rows) == {("host", f) for f in ("torch", "torch_deploy", "onnx", "tflite_fp32", "tflite_int8")} | {
+        ("tflm", "tflite_int8")}
+    assert all(r["status"] == "ok" and r["model"] == "ghostnetv3_small_w0.25" and r["top1_pct"] is None
+               for r in rows.values())
+    ms = {k: r["latency"]["median_ms"] for k, r in rows.items()}
+    rat = doc["ratios"]
+    assert rat["int8_over_fp32_litert"] == {
+        "ghostnetv3_small_w0.25": pytest.approx(ms[("host", "tflite_int8")] / ms[("host", "tflite_fp32")])}
+    assert rat["tflm_ms_per_mmac"]["ghostnetv3_small_w0.25"] == pytest.approx(
+        ms[("tflm", "tflite_int8")] / (rows[("tflm", "tflite_int8")]["macs"] / 1e6))
+    assert rat["tflm_ms_per_mmac_vs_resnet8"] == {}  # no ResNet-8 in this run
+    assert "--models ghostnetv3_small:0.25" in doc["command"] and doc["host"]["cores"] >= 1
+    assert (tmp_path / "out" / "host_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    assert "ghostnetv3_small_w0.25" in (tmp_path / "out" / "host_matrix.md").read_text()
+
+
+@pytest.mark.slow
+def test_mcu_design_benchmark_smoke_run(shared: dict[str, Path], tmp_path: Path) -> None:
+    """benchmarks/mcu_design.py on one candidate (GN-S-MCU as registered): the arena it reports runs the int8 file
+    in TFLite-Micro and one byte less does not; the allocator's head + tail is that arena; sizes are the file's."""
+    import numpy as np
+
+    from edgeghost.errors import EdgeGhostError
+    from edgeghost.runtime.tflm import tflm_invoke
+
+    proc = _bench_script("mcu_design", "--only", "mcu", "--work", str(tmp_path / "work"), "--data-dir",
+                         str(shared["data"]), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((tmp_path / "out" / "mcu_design.json").read_text())
+    (row,) = doc["rows"]
+    assert (row["key"], row["model"], row["input"]) == ("mcu", "ghostnetv3_small_mcu", [1, 32, 32, 1])
+    tflite = tmp_path / "work" / "mcu" / "model_int8.tflite"
+    assert row["int8_bytes"] == tflite.stat().st_size and row["n_ops"] == sum(row["ops"].values())
+    alloc = row["arena_allocations"]
+    assert alloc["head"] + alloc["tail"] == row["arena"] and 0 < row["live_peak"] <= alloc["head"]
+    x = np.zeros((1, 32, 32, 1), np.int8)
+    tflm_invoke(tflite, x, arena_size=row["arena"])
+    with pytest.raises(EdgeGhostError):
+        tflm_invoke(tflite, x, arena_size=row["arena"] - 1)
+    assert 0 < row["params_deploy"] <= row["params_train"] and row["macs"] > row["params_deploy"]
+    assert "--only mcu" in doc["command"] and doc["machine"]["cores"] >= 1
+    assert json.loads((tmp_path / "work" / "mcu.json").read_text()) == row  # the per-candidate cache
+    assert "| mcu |" in (tmp_path / "out" / "mcu_design.md").read_text()
+
+
+@pytest.mark.slow
+def test_export_suite_benchmark_smoke_run(shared: dict[str, Path], tmp_path: Path) -> None:
+    """benchmarks/export_suite.py's timing part at GN-S w0.25: stage times add up within the wall time, and sizes and
+    arena equal those of the shared export of the same architecture (they do not depend on the weights)."""
+    proc = _bench_script("export_suite", "--part", "timing", "--widths", "0.25", "--data-dir", str(shared["data"]),
+                         "--results", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((tmp_path / "export_timing.json").read_text())
+    (row,) = doc["results"]["rows"]
+    assert (row["model"], row["width"]) == ("ghostnetv3_small", 0.25)
+    stages = {k: v for k, v in row["stages_s"].items() if k not in ("cpu_s", "total")}
+    assert 0 < sum(stages.values()) <= row["stages_s"]["total"] <= row["wall_s"]
+    assert row["meets_goal"] == (row["wall_s"] <= row["goal_s"])
+    files = {"onnx": "model.onnx", "tflite_fp32": "model_fp32.tflite", "tflite_int8": "model_int8.tflite"}
+    assert row["bytes"] == {k: (shared["export"] / f).stat().st_size for k, f in files.items()}
+    manifest = json.loads((shared["export"] / "manifest.json").read_text())
+    assert row["arena_bytes"] == manifest["tflm"]["arena_measured_bytes"]
+    assert {r["samples"] for r in row["ladder"]} == {64}  # every synthetic test image (fewer than the default 500)
+    assert "--part timing" in doc["command"] and doc["machine"]["cores"] >= 1
+
+
+@pytest.mark.slow
+def test_int8_ptq_benchmark_smoke_run(shared: dict[str, Path], tmp_path: Path) -> None:
+    """benchmarks/int8_ptq.py on the shared checkpoint (its export reused), minmax and one percentile, 16 test images:
+    top-1 of fp32 and int8 recomputed from the files it names; a rerun skips the pairs already measured."""
+    from edgeghost.data import load_split
+    from edgeghost.runtime import load_runner
+    from edgeghost.sysinfo import file_digest
+
+    work, out = tmp_path / "work", tmp_path / "out" / "ptq"
+    (work / "ckpt-gns").mkdir(parents=True)  # the script's folder for .../ckpt/gns.pt
+    (work / "ckpt-gns" / "export").symlink_to(shared["export"])
+    args = [str(shared["checkpoint"]), "--percentiles", "99.9", "--test-samples", "16", "--data-dir",
+            str(shared["data"]), "--work-dir", str(work), "--out", str(out)]
+    proc = _bench_script("int8_ptq", *args)
+    assert proc.returncode == 0, proc.stderr
+    assert "[export]" not in proc.stderr  # the shared export of this checkpoint was reused
+    doc = json.loads(out.with_suffix(".json").read_text())
+    rows = {r["method"]: r for r in doc["results"]}
+    assert list(rows) == ["minmax", "percentile:99.9"]
+    test = load_split("fashion_mnist", "test", shared["data"]).subset(16)
+    fp32 = load_runner(shared["export"] / "model_fp32.tflite").predict(test.images).argmax(1)
+    for method, r in rows.items():
+        int8 = load_runner(r["int8_file"], reference_kernels=True).predict(test.images).argmax(1)
+        assert r["test_samples"] == 16 and r["sha256"] == file_digest(shared["checkpoint"])
+        assert r["top1_fp32"] == pytest.approx(100 * float((fp32 == test.labels).mean()), abs=1e-3)
+        assert r["top1_int8"] == pytest.approx(100 * float((int8 == test.labels).mean()), abs=1e-3)
+        assert r["flips"] == int((fp32 != int8).sum()) and r["int8_bytes"] == Path(r["int8_file"]).stat().st_size
+    assert Path(rows["minmax"]["int8_file"]).samefile(shared["export"] / "model_int8.tflite")
+    assert "fake_quant" in rows["minmax"] and "fake_quant" not in rows["percentile:99.9"]
+    assert "--test-samples 16" in doc["command"] and doc["machine"]["cores"] >= 1
+    assert "percentile:99.9" in out.with_suffix(".md").read_text()
+    again = _bench_script("int8_ptq", *args)
+    assert again.returncode == 0 and again.stderr.count("done before, skipped") == 2
+    assert json.loads(out.with_suffix(".json").read_text())["results"] == doc["results"]
+
+
+@pytest.mark.slow
+def test_distill_study_benchmark_smoke_run(shared: dict[str, Path], tmp_path: Path) -> None:
+    """benchmarks/distill_study.py at tiny size (GN-S w0.25, baseline and KD from the shared checkpoint, one seed,
+    one epoch on 64 images): both runs finish with a checkpoint, KD's Δ is the two runs' difference, and the
+    invocation's wall time covers both runs (they run one after the other)."""
+    proc = _bench_script("distill_study", "--stem", "smoke", "--seeds", "0", "--epochs", "1", "--student-width",
+                         "0.25", "--batch-size", "32", "--train-samples", "64", "--test-samples", "32", "--teachers",
+                         str(shared["checkpoint"]), "--assistants", "--strategies", "baseline", "kd", "--data-dir",
+                         str(shared["data"]), "--out", str(tmp_path / "runs"), "--results", str(tmp_path / "results"))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((tmp_path / "results" / "smoke.json").read_text())
+    runs = {r["strategy"]: r for r in doc["runs"]}
+    assert set(runs) == {"baseline", "kd"} and not doc["failed"]
+    for r in runs.values():
+        assert (r["status"], r["seed"], r["width"], r["epochs_done"]) == ("done", 0, 0.25, 1)
+        assert Path(r["best_checkpoint"]).is_file() and Path(r["run_dir"]).parent.parent == tmp_path / "runs"
+    assert runs["kd"]["teacher_checkpoints"] == [str(shared["checkpoint"])] and runs["baseline"]["teachers"] == []
+    kd = next(s for s in doc["summary"] if s["strategy"] == "kd")
+    assert kd["delta_mean"] == pytest.approx(runs["kd"]["final_top1"] - runs["baseline"]["final_top1"])
+    assert doc["wall_s"] >= runs["kd"]["wall_s"] + runs["baseline"]["wall_s"]
+    assert doc["budget"]["train_images"] == 64 and doc["machine"]["cores"] >= 1 and "--epochs 1" in doc["command"]
+    assert "Command:" in (tmp_path / "results" / "smoke.md").read_text()
+    assert (tmp_path / "results" / "smoke.png").read_bytes()[:4] == b"\x89PNG"
