@@ -494,3 +494,24 @@ def test_distill_study_benchmark_smoke_run(shared: dict[str, Path], tmp_path: Pa
     assert doc["budget"]["train_images"] == 64 and doc["machine"]["cores"] >= 1 and "--epochs 1" in doc["command"]
     assert "Command:" in (tmp_path / "results" / "smoke.md").read_text()
     assert (tmp_path / "results" / "smoke.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_firmware_sizes_benchmark_smoke_run(tmp_path: Path) -> None:
+    """benchmarks/firmware_sizes.py --quick (GN-S w0.25, four builds): every build reproduces the TFLite-Micro
+    Python interpreter, its RAM holds the arena it was built with, flash = text + data, and the firmware used no
+    more arena than it was given."""
+    out = tmp_path / "firmware_sizes.json"
+    proc = _bench_script("firmware_sizes", "--quick", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    assert doc["command"] and doc["machine"]
+    (row,) = doc["results"]
+    assert set(row["targets"]) == {"host/reference", "cortex-m4/reference", "cortex-m4/cmsis-nn",
+                                   "cortex-m55/reference"}
+    assert row["arena_measured_bytes"] <= row["arena_bytes"]
+    for name, e in row["targets"].items():
+        assert e["identical_to_tflm_python"] is True, name
+        assert e["arena"] == row["arena_bytes"] and e["ram"] >= e["arena"], name
+        assert e["flash"] == e["text"] + e["data"] and e["ram"] == e["data"] + e["bss"], name
+        assert e["arena_used_bytes"] is None or e["arena_used_bytes"] <= e["arena"], name
