@@ -515,3 +515,24 @@ def test_firmware_sizes_benchmark_smoke_run(tmp_path: Path) -> None:
         assert e["arena"] == row["arena_bytes"] and e["ram"] >= e["arena"], name
         assert e["flash"] == e["text"] + e["data"] and e["ram"] == e["data"] + e["bss"], name
         assert e["arena_used_bytes"] is None or e["arena_used_bytes"] <= e["arena"], name
+
+
+@pytest.mark.slow
+def test_cortex_m_suite_benchmark_smoke_run(tmp_path: Path) -> None:
+    """benchmarks/cortex_m_suite.py --quick (the first shipped zoo model on Cortex-M4, both kernels, under QEMU):
+    bit-identical to the TFLite-Micro Python interpreter, more instructions than MACs, the per-op profile adds up
+    to the profiled inference, and CMSIS-NN needs fewer instructions than the reference kernels."""
+    out = tmp_path / "cortex_m.json"
+    proc = _bench_script("cortex_m_suite", "--quick", "--exports", str(tmp_path / "exports"), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    assert doc["command"] and doc["machine"]
+    rows = {r["kernels"]: r for r in doc["rows"]}
+    assert set(rows) == {"reference", "cmsis-nn"}
+    for r in rows.values():
+        n = r["instructions"]
+        assert r["identical_to_tflm_python"] is True and r["target"] == "cortex-m4"
+        assert n["min"] <= n["mean"] <= n["max"] and n["mean"] > r["macs"]
+        assert abs(n["ops_total"] / n["profiled_inference"] - 1) < 0.01
+        assert r["arena_used_bytes"] <= r["arena_bytes"] <= r["ram_bytes"]
+    assert rows["cmsis-nn"]["instructions"]["mean"] < rows["reference"]["instructions"]["mean"]
