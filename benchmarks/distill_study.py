@@ -54,6 +54,7 @@ def main() -> int:
     p.add_argument("--warmup", type=float, default=0.05)
     p.add_argument("--train-samples", type=int, default=None)
     p.add_argument("--test-samples", type=int, default=None)
+    p.add_argument("--in-chans", type=int, default=1, help="1: Fashion-MNIST as it is, the zoo's recipe (3: padded RGB)")
     p.add_argument("--teachers", nargs="+", required=True)
     p.add_argument("--assistants", nargs="*", default=["resnet8:1.0"])
     p.add_argument("--role", dest="roles", type=_pair, action="append", default=[])
@@ -67,7 +68,7 @@ def main() -> int:
     p.add_argument("--results", type=Path, default=RESULTS, help="folder for the study's copy (default: %(default)s)")
     args = p.parse_args()
     base = TrainConfig(
-        model="ghostnetv3_small", width=args.student_width, dataset="fashion_mnist",
+        model="ghostnetv3_small", width=args.student_width, dataset="fashion_mnist", in_chans=args.in_chans, img_size=32,
         out=args.out or f"runs/distill_study_{args.stem}", epochs=args.epochs, stop_epoch=args.stop_epoch,
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup,
         train_samples=args.train_samples, test_samples=args.test_samples, threads=args.threads, progress=True,

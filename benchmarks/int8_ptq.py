@@ -9,6 +9,9 @@ export's calibration images. fp32 runs on LiteRT, int8 on LiteRT's reference ker
 grouped by what the op is in the network: DFC sigmoid gates, SE hard-sigmoid, residual adds, the ghost concats,
 the head.
 
+A QAT checkpoint (``edgeghost train --qat`` / ``edgeghost distill --qat``) is measured with minmax only (what its
+fine-tuning emulated) and also against the float model it was fine-tuned from (``qat`` in its row).
+
     .venv/bin/python benchmarks/int8_ptq.py runs/zoo/*/best.pt [--percentiles 99.9,99.99,99.999]
         [--test-samples N] [--layer-report] [--threads 1] [--work-dir exports/int8_ptq]
         [--out benchmarks/results/int8_ptq]
@@ -82,6 +85,27 @@ class _Checkpoint:
         else:
             self.fp32 = self._predict(self.export_dir / "model_fp32.tflite", reference=False, desc="fp32")
             np.save(fp32_cache, self.fp32)
+        self.source_fp32 = self._source_logits() if self.ckpt.get("qat") else None
+
+    def _source_logits(self) -> np.ndarray:
+        """A QAT checkpoint's reference: the float model it was fine-tuned from (what the user validated), run in
+        torch (the export ladder shows torch and TFLite fp32 agree to ~1e-5)."""
+        import torch
+
+        from edgeghost.data.loader import normalize
+        from edgeghost.training.checkpoint import load_checkpoint, model_from_checkpoint
+
+        cache = self.folder / f"source_logits_{len(self.labels)}.npy"
+        if cache.is_file():
+            return np.load(cache)
+        source = load_checkpoint(self.ckpt["qat"]["from"])
+        model = model_from_checkpoint(source).eval()
+        with torch.no_grad():
+            logits = np.concatenate([
+                model(normalize(torch.from_numpy(self.images[i : i + 500]), mean=source["mean"], std=source["std"]))
+                .double().numpy() for i in range(0, len(self.images), 500)])
+        np.save(cache, logits)
+        return logits
 
     def _predict(self, path: Path, *, reference: bool, desc: str) -> np.ndarray:
         from edgeghost.runtime import load_runner
@@ -136,6 +160,18 @@ def _measure(src: _Checkpoint, method: str, *, layer_report: bool) -> dict[str, 
     }
     if method == "minmax":
         row["fake_quant"] = _fake_quant_vs_int8(src, int8)
+    if src.source_fp32 is not None:
+        ref = src.source_fp32.argmax(1)
+        distilled = src.ckpt.get("distill")
+        row["qat"] = {
+            "from": str(src.ckpt["qat"]["from"]),
+            "loss": (f"KD from {', '.join(distilled['teachers'])} (alpha {distilled['alpha']:g}, "
+                     f"T {distilled['temperature']:g})") if distilled else "cross-entropy on labels",
+            "top1_source_fp32": round(100.0 * float((ref == labels).mean()), 3),
+            "agreement_vs_source_pct": round(100.0 * float((ref == int8.argmax(1)).mean()), 3),
+            "flips_vs_source": int((ref != int8.argmax(1)).sum()),
+            "drop_vs_source_pp": round(100.0 * float((ref == labels).mean()) - top1_int8, 3),
+        }
     if layer_report:
         row["layers"] = _layer_groups(src.export_dir / "model_fp32.tflite", path, src.images[:LAYER_IMAGES])
     return row
@@ -266,6 +302,19 @@ def _markdown(doc: dict[str, Any]) -> str:
             lines.append(f"| {_label(Path(r['checkpoint']))} | {f['agreement_with_int8_pct']:.2f} | "
                          f"{r['agreement_pct']:.2f} | {f['mean_logit_diff_vs_int8']:.4f} | {r['mean_logit_diff']:.4f} | "
                          f"{f['max_logit_diff_vs_int8']:.3g} | {r['max_logit_diff']:.3g} |")
+    with_qat = [r for r in doc["results"] if "qat" in r]
+    if with_qat:
+        lines += ["", "## QAT checkpoints against the float model they were fine-tuned from", "",
+                  "What a user validated is the float model before QAT: agreement and drop here are int8 (QAT "
+                  "weights, minmax: the calibration QAT emulates) against that model's fp32 (torch) on the same "
+                  "images; compare with the PTQ rows of the source checkpoint above.", "",
+                  "| checkpoint | from | QAT loss | top-1 source fp32 % | top-1 int8 % | drop pp | agreement % | "
+                  "flips |", "|---|---|---|---|---|---|---|---|"]
+        for r in with_qat:
+            q = r["qat"]
+            lines.append(f"| {_label(Path(r['checkpoint']))} | {Path(q['from']).name} | {q['loss']} | "
+                         f"{q['top1_source_fp32']:.2f} | {r['top1_int8']:.2f} | {q['drop_vs_source_pp']:+.2f} | "
+                         f"{q['agreement_vs_source_pct']:.2f} | {q['flips_vs_source']} |")
     with_layers = [r for r in doc["results"] if "layers" in r]
     if with_layers:
         lines += ["", "## Where int8 loses precision (`--layer-report`)", "",
@@ -312,12 +361,16 @@ def main() -> int:
     json_path, md_path = args.out.with_suffix(".json"), args.out.with_suffix(".md")
     import json
 
+    from edgeghost.training.checkpoint import load_checkpoint
+
     doc = json.loads(json_path.read_text()) if json_path.is_file() else {"results": []}
     doc.update(command=" ".join(["python", *sys.argv]), machine=machine_info())
     for ckpt in args.checkpoints:
         digest = file_digest(ckpt)
         src = None
-        for method in _methods(percentiles):
+        # A QAT checkpoint carries the ranges of minmax calibration, the one method its fine-tuning emulated.
+        methods = ["minmax"] if load_checkpoint(ckpt).get("qat") else _methods(percentiles)
+        for method in methods:
             done = [r for r in doc["results"] if r["sha256"] == digest and r["method"] == method
                     and (args.test_samples is None or r["test_samples"] == args.test_samples)
                     and (not args.layer_report or "layers" in r)]

@@ -138,3 +138,39 @@ def test_qat_finetune_exports_and_its_int8_follows_its_fake_quant_forward(tmp_pa
     gap_fake, gap_fp32 = np.abs(fake - int8).mean(), np.abs(fp32 - int8).mean()
     assert gap_fake < 0.5 * gap_fp32, (gap_fake, gap_fp32)
     assert (fake.argmax(1) == int8.argmax(1)).mean() >= 0.99
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_distill_qat_pulls_the_int8_emulation_towards_the_float_model(tmp_path: Path) -> None:
+    """`distill --qat --from CKPT --teacher CKPT --alpha 0`: the fake-quant model is fine-tuned on the float model's
+    own soft answers, so on the images it trained on its answers move closer to the float model's than those of the
+    fake-quant model of the untouched weights and of the same QAT run on hard labels (`train --qat`);
+    `--qat` without `--from` is one clear error."""
+    import torch.nn.functional as F
+
+    from edgeghost.cli import main
+    from edgeghost.data import split_for_checkpoint
+    from edgeghost.training.checkpoint import load_checkpoint, model_from_checkpoint
+    from edgeghost.training.qat import qat_model_from_checkpoint
+    from edgeghost.zoo import pretrained_checkpoint
+
+    source = str(pretrained_checkpoint("resnet8-fmnist"))
+    assert main(["distill", "--qat", "--teacher", source, "--alpha", "0", "--out", str(tmp_path / "x"),
+                 "--no-progress"]) == 2
+    common = ["--from", source, "--epochs", "1", "--train-samples", "512", "--test-samples", "64",
+              "--batch-size", "64", "--warmup", "0", "--threads", "1", "--no-progress", "--crop-pad", "0",
+              "--no-hflip"]
+    assert main(["distill", "--qat", "--teacher", source, "--alpha", "0", "--lr", "0.01",
+                 "--out", str(tmp_path / "kd"), *common]) == 0
+    assert main(["train", "--qat", "--lr", "0.01", "--out", str(tmp_path / "ce"), *common]) == 0
+    assert main(["train", "--qat", "--lr", "0", "--out", str(tmp_path / "ptq"), *common]) == 0  # the start point
+    runs = {name: load_checkpoint(tmp_path / name / "last.pt") for name in ("kd", "ce", "ptq")}
+    assert runs["kd"]["qat"] and runs["kd"]["form"] == "deploy" and runs["kd"]["distill"]["alpha"] == 0.0
+    ckpt = load_checkpoint(source)
+    images = split_for_checkpoint(ckpt, "train").subset(512).array()
+    x = normalize(torch.from_numpy(images), mean=ckpt["mean"], std=ckpt["std"])
+    with torch.no_grad():
+        target = F.log_softmax(model_from_checkpoint(ckpt).eval()(x), 1)
+        kl = {name: float(F.kl_div(F.log_softmax(qat_model_from_checkpoint(c)(x), 1), target, log_target=True,
+                                   reduction="batchmean")) for name, c in runs.items()}
+    assert kl["kd"] < 0.95 * kl["ptq"] and kl["kd"] < kl["ce"], kl

@@ -8,6 +8,10 @@ Loss (Hinton et al., with the authors' α convention)::
 The T² factor keeps the soft-target gradients at the same scale as T changes. Teachers run in eval mode
 under ``no_grad`` on exactly the student's augmented batch, each with its own checkpoint's normalization
 and optional input resize (a teacher fine-tuned at 224 px sees the batch upsampled to 224 px).
+
+With ``--qat --from CKPT`` the student is CKPT's fake-quantized deploy form (:mod:`edgeghost.training.qat`);
+``--teacher CKPT --alpha 0`` then fine-tunes the int8 emulation towards the float model's own answers
+(self-distillation), the loss that targets int8↔fp32 agreement directly.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from ..errors import EdgeGhostError
 from ..models import parse_model_spec
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import TrainConfig
+from .qat import qat_finetune
 from .train import fit_or_skip
 
 # The authors' values per teacher (from their public code); anything else falls back to DEFAULT_KD.
@@ -229,6 +234,8 @@ def distill(cfg: TrainConfig, dcfg: DistillConfig) -> dict[str, Any]:
         raise EdgeGhostError("distill needs at least one --teacher")
     if dcfg.ensemble not in ("logits", "probs"):
         raise EdgeGhostError(f"--ensemble must be logits or probs, not {dcfg.ensemble!r}")
+    if cfg.qat and (dcfg.assistants or not cfg.init_from):
+        raise EdgeGhostError("--qat distills into the fine-tuned model itself: give --from CKPT and no --assistant")
     trained_assistants = [a for a in dcfg.assistants if Path(a).is_file()]
     cfg = data_from_checkpoints(cfg, [*dcfg.teachers, *trained_assistants])
     if cfg.dataset is None:
@@ -261,7 +268,10 @@ def distill(cfg: TrainConfig, dcfg: DistillConfig) -> dict[str, Any]:
             record = {
                 "teachers": [t.name for t in teachers], "alpha": alpha, "temperature": temperature, "combine": combine,
             }
-            stage_result = fit_or_skip(stage_cfg, loss_hook=hook, extra_state={"distill": record})
+            if cfg.qat:  # quantization-aware fine-tuning of --from CKPT with the KD loss (e.g. the float model's own)
+                stage_result = qat_finetune(stage_cfg, loss_hook=hook, extra_state={"distill": record})
+            else:
+                stage_result = fit_or_skip(stage_cfg, loss_hook=hook, extra_state={"distill": record})
             stage_result.update(record)
         stages.append(stage_result)
         if not stage_result.get("skipped") and stage_result["epochs_done"] < stage_cfg.epochs:
