@@ -127,6 +127,21 @@ def test_qat_finetune_exports_and_its_int8_follows_its_fake_quant_forward(tmp_pa
     result = export_model(checkpoint=run / "best.pt", out=tmp_path / "export", int8=True, eval_samples=300,
                           verbose=False)
     assert result.manifest["weights"]["trained"]
+    # Every range the fake-quant model trained with is one the converter chose for a tensor of the int8 file.
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgeghost.training.qat import ActQuant
+
+    in_file = [(float(q["scales"][0]), int(q["zero_points"][0])) for q in (
+        d["quantization_parameters"] for d in
+        Interpreter(model_path=str(tmp_path / "export" / "model_int8.tflite")).get_tensor_details()
+        if d["dtype"] == np.int8) if len(q["scales"]) == 1]
+    quantizers = [(name, m) for name, m in qat_model_from_checkpoint(ckpt).named_modules()
+                  if isinstance(m, ActQuant) and m.fixed is None and bool(torch.isfinite(m.qat_lo))]
+    assert len(quantizers) >= 10
+    for name, quant in quantizers:
+        scale, zp = (float(v) for v in quant.qparams())
+        assert any(abs(scale - s) <= 1e-4 * s and abs(zp - z) <= 1 for s, z in in_file), (name, scale, zp)
     test = split_for_checkpoint(ckpt, "test").subset(300)
     images = test.array()
     int8 = load_runner(tmp_path / "export" / "model_int8.tflite", reference_kernels=True).predict(images)
