@@ -38,6 +38,7 @@ from edgeghost.sysinfo import file_digest, machine_info
 
 RESULTS = Path(__file__).parent / "results"
 LAYER_IMAGES = 32  # test images for the per-layer report (it keeps every tensor of both models)
+TRACE_IMAGES = 8  # test images for the fake-quant trace
 
 
 def _label(ckpt: Path) -> str:
@@ -160,6 +161,8 @@ def _measure(src: _Checkpoint, method: str, *, layer_report: bool) -> dict[str, 
     }
     if method == "minmax":
         row["fake_quant"] = _fake_quant_vs_int8(src, int8)
+        if src.args.fake_quant_trace:
+            row["fake_quant"]["trace"] = _fake_quant_trace(src, path, src.images[:TRACE_IMAGES])
     if src.source_fp32 is not None:
         ref = src.source_fp32.argmax(1)
         distilled = src.ckpt.get("distill")
@@ -201,6 +204,64 @@ def _fake_quant_vs_int8(src: _Checkpoint, int8: np.ndarray) -> dict[str, Any]:
         "max_logit_diff_vs_int8": round(float(np.abs(fq - int8).max()), 4),
         "top1_fake_quant": round(100.0 * float((fq.argmax(1) == src.labels).mean()), 3),
     }
+
+
+def _fake_quant_trace(src: _Checkpoint, int8_path: Path, images: np.ndarray) -> list[dict[str, Any]]:
+    """Where the fake-quant forward and the int8 model part ways, quantizer by quantizer in forward order: each
+    quantizer's int8 codes against the int8 file's tensor with the same (scale, zero-point) and shape (LiteRT
+    with every tensor kept): mean |Δ| in LSB, the fraction of codes that differ, the largest difference."""
+    import torch
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgeghost.data import split_for_checkpoint
+    from edgeghost.data.loader import normalize
+    from edgeghost.training.checkpoint import model_from_checkpoint
+    from edgeghost.training.qat import ActQuant, calibration_images, prepare_qat
+
+    calib = src.manifest["quantization"]["calibration"]
+    train = split_for_checkpoint(src.ckpt, "train", src.args.data_dir)
+    net = prepare_qat(model_from_checkpoint(src.ckpt), calibration_images(
+        train.images, int(calib["samples"]), seed=int(calib["seed"])), mean=src.ckpt["mean"], std=src.ckpt["std"])
+    outputs: dict[str, list[torch.Tensor]] = {}
+    quantizers = [(n, m) for n, m in net.named_modules()
+                  if isinstance(m, ActQuant) and (m.fixed is not None or bool(torch.isfinite(m.qat_lo)))]
+    for name, m in quantizers:
+        m.register_forward_hook(lambda _m, _i, out, name=name: outputs.setdefault(name, []).append(out.detach()))
+    with torch.no_grad():
+        for image in images:  # one at a time: a quantizer used twice per forward (the concat) keeps its calls apart
+            net(normalize(torch.from_numpy(image[None]), mean=src.ckpt["mean"], std=src.ckpt["std"]))
+    interp = Interpreter(model_path=str(int8_path), experimental_preserve_all_tensors=True)
+    interp.allocate_tensors()
+    tensors = [t for t in interp.get_tensor_details()
+               if t["dtype"] == np.int8 and len(t["quantization_parameters"]["scales"]) == 1]
+    codes: dict[int, list[np.ndarray]] = {t["index"]: [] for t in tensors}
+    for image in images:
+        interp.set_tensor(interp.get_input_details()[0]["index"], (image[None].astype(np.int16) - 128).astype(np.int8))
+        interp.invoke()
+        for t in tensors:
+            codes[t["index"]].append(interp.get_tensor(t["index"]).astype(np.float64))
+    rows = []
+    for name, m in quantizers:
+        scale, zp = (float(v) for v in m.qparams())
+        calls = len(outputs[name]) // len(images)
+        for c in range(calls):
+            fq = torch.cat(outputs[name][c::calls]).double().numpy()
+            fq = np.round((fq.transpose(0, 2, 3, 1) if fq.ndim == 4 else fq) / scale + zp)
+            best = None
+            for t in tensors:
+                q = t["quantization_parameters"]
+                if abs(q["scales"][0] - scale) > 1e-4 * scale or abs(q["zero_points"][0] - zp) > 1:
+                    continue
+                file_codes = np.concatenate(codes[t["index"]])
+                if file_codes.shape != fq.shape:
+                    continue
+                diff = np.abs(file_codes - fq)
+                if best is None or diff.mean() < best["mean_lsb"]:
+                    best = {"quantizer": name + (f"[{c}]" if calls > 1 else ""), "tensor": t["name"],
+                            "mean_lsb": round(float(diff.mean()), 4), "frac_differ": round(float((diff > 0).mean()), 4),
+                            "max_lsb": int(diff.max())}
+            rows.append(best or {"quantizer": name, "tensor": None})
+    return rows
 
 
 # --- per-layer report grouped by role -----------------------------------------------------------------------
@@ -315,6 +376,19 @@ def _markdown(doc: dict[str, Any]) -> str:
             lines.append(f"| {_label(Path(r['checkpoint']))} | {Path(q['from']).name} | {q['loss']} | "
                          f"{q['top1_source_fp32']:.2f} | {r['top1_int8']:.2f} | {q['drop_vs_source_pp']:+.2f} | "
                          f"{q['agreement_vs_source_pct']:.2f} | {q['flips_vs_source']} |")
+    traced = [r for r in doc["results"] if r.get("fake_quant", {}).get("trace")]
+    for r in traced:
+        lines += ["", f"### Fake-quant vs int8, tensor by tensor: {_label(Path(r['checkpoint']))} "
+                  f"(`--fake-quant-trace`, {TRACE_IMAGES} test images)", "",
+                  "Each QAT quantizer in forward order against the int8 file's tensor with its (scale, zero-point) "
+                  "and shape: how many int8 codes differ and by how much.", "",
+                  "| quantizer | mean \\|Δ\\| LSB | codes that differ | max \\|Δ\\| LSB |", "|---|---|---|---|"]
+        for t in r["fake_quant"]["trace"]:
+            if t.get("tensor") is None:
+                lines.append(f"| {t['quantizer']} | no tensor with its range | | |")
+            else:
+                lines.append(f"| {t['quantizer']} | {t['mean_lsb']:.3f} | {100 * t['frac_differ']:.1f} % | "
+                             f"{t['max_lsb']} |")
     with_layers = [r for r in doc["results"] if "layers" in r]
     if with_layers:
         lines += ["", "## Where int8 loses precision (`--layer-report`)", "",
@@ -341,6 +415,8 @@ def main() -> int:
     p.add_argument("--percentiles", default="99.9,99.99,99.999", help="comma list (default: %(default)s)")
     p.add_argument("--test-samples", type=int, default=None, help="first N test images (default: all)")
     p.add_argument("--layer-report", action="store_true", help="also group the int8 error per op role")
+    p.add_argument("--fake-quant-trace", action="store_true",
+                   help="minmax: compare QAT's fake-quant forward with the int8 file tensor by tensor")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--work-dir", type=Path, default=Path("exports") / "int8_ptq",
@@ -373,7 +449,8 @@ def main() -> int:
         for method in methods:
             done = [r for r in doc["results"] if r["sha256"] == digest and r["method"] == method
                     and (args.test_samples is None or r["test_samples"] == args.test_samples)
-                    and (not args.layer_report or "layers" in r)]
+                    and (not args.layer_report or "layers" in r)
+                    and (not args.fake_quant_trace or method != "minmax" or r.get("fake_quant", {}).get("trace"))]
             if done:
                 print(f"{_label(ckpt)} {method}: done before, skipped", file=sys.stderr)
                 continue
