@@ -54,7 +54,9 @@ def main() -> int:
     p.add_argument("--warmup", type=float, default=0.05)
     p.add_argument("--train-samples", type=int, default=None)
     p.add_argument("--test-samples", type=int, default=None)
-    p.add_argument("--in-chans", type=int, default=1, help="1: Fashion-MNIST as it is, the zoo's recipe (3: padded RGB)")
+    p.add_argument("--in-chans", type=int, default=None,
+                   help="input channels (default: those of the teacher checkpoints; with teachers to train, 1: "
+                        "Fashion-MNIST as it is, the zoo's recipe)")
     p.add_argument("--teachers", nargs="+", required=True)
     p.add_argument("--assistants", nargs="*", default=["resnet8:1.0"])
     p.add_argument("--role", dest="roles", type=_pair, action="append", default=[])
@@ -67,6 +69,11 @@ def main() -> int:
     p.add_argument("--data-dir", default=None, help="Fashion-MNIST folder (default: the library's lookup)")
     p.add_argument("--results", type=Path, default=RESULTS, help="folder for the study's copy (default: %(default)s)")
     args = p.parse_args()
+    if args.in_chans is None:  # student and baseline see what checkpoint teachers saw (KD needs the same input)
+        from edgeghost.training.checkpoint import load_checkpoint
+
+        given = [load_checkpoint(t) for t in args.teachers if Path(t).is_file()]
+        args.in_chans = int(given[0].get("in_chans", 3)) if given else 1
     base = TrainConfig(
         model="ghostnetv3_small", width=args.student_width, dataset="fashion_mnist", in_chans=args.in_chans, img_size=32,
         out=args.out or f"runs/distill_study_{args.stem}", epochs=args.epochs, stop_epoch=args.stop_epoch,

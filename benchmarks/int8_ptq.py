@@ -58,7 +58,8 @@ def _export(ckpt: Path, folder: Path, *, data_dir: str | None, layer_report: boo
     manifest = folder / "manifest.json"
     if manifest.is_file() and (not layer_report or (folder / "int8_layers.json").is_file()):
         doc = json.loads(manifest.read_text())
-        if doc.get("weights", {}).get("checkpoint") == str(ckpt):
+        calib = doc.get("quantization", {}).get("calibration", {})
+        if doc.get("weights", {}).get("checkpoint") == str(ckpt) and calib.get("method") == "minmax":
             return doc
     result = export_model(checkpoint=ckpt, out=folder, int8=True, calib_method="minmax", data_dir=data_dir,
                           layer_report=layer_report, eval_samples=200, verbose=True)
@@ -180,20 +181,26 @@ def _measure(src: _Checkpoint, method: str, *, layer_report: bool) -> dict[str, 
     return row
 
 
-def _fake_quant_vs_int8(src: _Checkpoint, int8: np.ndarray) -> dict[str, Any]:
-    """How well QAT's fake-quant forward (:mod:`edgeghost.training.qat`, ranges from the same calibration images)
-    predicts this minmax int8 model, next to how well the float model does (PTQ's assumption)."""
-    import torch
-
+def _fake_quant_net(src: _Checkpoint) -> Any:
+    """QAT's fake-quant model of these weights, its ranges from the export's own calibration images."""
     from edgeghost.data import split_for_checkpoint
-    from edgeghost.data.loader import normalize
     from edgeghost.training.checkpoint import model_from_checkpoint
     from edgeghost.training.qat import calibration_images, prepare_qat
 
     calib = src.manifest["quantization"]["calibration"]
     train = split_for_checkpoint(src.ckpt, "train", src.args.data_dir)
-    net = prepare_qat(model_from_checkpoint(src.ckpt), calibration_images(
+    return prepare_qat(model_from_checkpoint(src.ckpt), calibration_images(
         train.images, int(calib["samples"]), seed=int(calib["seed"])), mean=src.ckpt["mean"], std=src.ckpt["std"])
+
+
+def _fake_quant_vs_int8(src: _Checkpoint, int8: np.ndarray) -> dict[str, Any]:
+    """How well QAT's fake-quant forward (:mod:`edgeghost.training.qat`, ranges from the same calibration images)
+    predicts this minmax int8 model, next to how well the float model does (PTQ's assumption)."""
+    import torch
+
+    from edgeghost.data.loader import normalize
+
+    net = _fake_quant_net(src)
     with torch.no_grad():
         fq = np.concatenate([net(normalize(torch.from_numpy(src.images[i : i + 500]), mean=src.ckpt["mean"],
                                            std=src.ckpt["std"])).double().numpy()
@@ -213,15 +220,10 @@ def _fake_quant_trace(src: _Checkpoint, int8_path: Path, images: np.ndarray) -> 
     import torch
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgeghost.data import split_for_checkpoint
     from edgeghost.data.loader import normalize
-    from edgeghost.training.checkpoint import model_from_checkpoint
-    from edgeghost.training.qat import ActQuant, calibration_images, prepare_qat
+    from edgeghost.training.qat import ActQuant
 
-    calib = src.manifest["quantization"]["calibration"]
-    train = split_for_checkpoint(src.ckpt, "train", src.args.data_dir)
-    net = prepare_qat(model_from_checkpoint(src.ckpt), calibration_images(
-        train.images, int(calib["samples"]), seed=int(calib["seed"])), mean=src.ckpt["mean"], std=src.ckpt["std"])
+    net = _fake_quant_net(src)
     outputs: dict[str, list[torch.Tensor]] = {}
     quantizers = [(n, m) for n, m in net.named_modules()
                   if isinstance(m, ActQuant) and (m.fixed is not None or bool(torch.isfinite(m.qat_lo)))]

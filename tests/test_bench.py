@@ -437,20 +437,21 @@ def test_export_suite_benchmark_smoke_run(shared: dict[str, Path], tmp_path: Pat
 
 @pytest.mark.slow
 def test_int8_ptq_benchmark_smoke_run(shared: dict[str, Path], tmp_path: Path) -> None:
-    """benchmarks/int8_ptq.py on the shared checkpoint (its export reused), minmax and one percentile, 16 test images:
-    top-1 of fp32 and int8 recomputed from the files it names; a rerun skips the pairs already measured."""
+    """benchmarks/int8_ptq.py on the shared checkpoint, minmax and one percentile, 16 test images: top-1 of fp32
+    and int8 recomputed from the files it names; the shared export (percentile) is not taken for the minmax row;
+    the fake-quant trace finds every QAT range in the minmax file; a rerun skips the pairs already measured."""
     from edgeghost.data import load_split
     from edgeghost.runtime import load_runner
     from edgeghost.sysinfo import file_digest
 
     work, out = tmp_path / "work", tmp_path / "out" / "ptq"
-    (work / "ckpt-gns").mkdir(parents=True)  # the script's folder for .../ckpt/gns.pt
+    # The shared export beside the script's folder for .../ckpt/gns.pt is percentile-calibrated: not reusable here.
+    (work / "ckpt-gns").mkdir(parents=True)
     (work / "ckpt-gns" / "export").symlink_to(shared["export"])
     args = [str(shared["checkpoint"]), "--percentiles", "99.9", "--test-samples", "16", "--data-dir",
-            str(shared["data"]), "--work-dir", str(work), "--out", str(out)]
+            str(shared["data"]), "--work-dir", str(work), "--out", str(out), "--fake-quant-trace"]
     proc = _bench_script("int8_ptq", *args)
     assert proc.returncode == 0, proc.stderr
-    assert "[export]" not in proc.stderr  # the shared export of this checkpoint was reused
     doc = json.loads(out.with_suffix(".json").read_text())
     rows = {r["method"]: r for r in doc["results"]}
     assert list(rows) == ["minmax", "percentile:99.9"]
@@ -462,8 +463,14 @@ def test_int8_ptq_benchmark_smoke_run(shared: dict[str, Path], tmp_path: Path) -
         assert r["top1_fp32"] == pytest.approx(100 * float((fp32 == test.labels).mean()), abs=1e-3)
         assert r["top1_int8"] == pytest.approx(100 * float((int8 == test.labels).mean()), abs=1e-3)
         assert r["flips"] == int((fp32 != int8).sum()) and r["int8_bytes"] == Path(r["int8_file"]).stat().st_size
-    assert Path(rows["minmax"]["int8_file"]).samefile(shared["export"] / "model_int8.tflite")
+    minmax_export = Path(rows["minmax"]["int8_file"]).parent
+    assert json.loads((minmax_export / "manifest.json").read_text())["quantization"]["calibration"]["method"] == \
+        "minmax" and not minmax_export.samefile(shared["export"])
     assert "fake_quant" in rows["minmax"] and "fake_quant" not in rows["percentile:99.9"]
+    # The trace: every QAT quantizer found its tensor in the int8 file, and the input is bit-exact.
+    trace = rows["minmax"]["fake_quant"]["trace"]
+    assert len(trace) > 20 and all(t["tensor"] is not None for t in trace), trace
+    assert trace[0]["quantizer"] == "qat_in" and trace[0]["max_lsb"] == 0
     assert "--test-samples 16" in doc["command"] and doc["machine"]["cores"] >= 1
     assert "percentile:99.9" in out.with_suffix(".md").read_text()
     again = _bench_script("int8_ptq", *args)
