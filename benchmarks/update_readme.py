@@ -304,6 +304,63 @@ def train_speed() -> str:
     return out + "\n\n" + _source("train_speed_cpu.json", record)
 
 
+STUDY = "distill_fashion_mnist_converged.json"
+
+
+@section("distill_study")
+def distill_study() -> str:
+    """The converged distillation study: mean ± std over seeds, paired Δ vs the baseline, the verdict
+    (benchmarks/distill_study.py)."""
+    record = _results(STUDY)
+    cfg = record["config"]
+    teachers = [[f"`{t['name']}`", "—" if t.get("final_top1") is None else f"{t['final_top1']:.2f} %",
+                 "—" if t.get("params") is None else f"{t['params']:,}"] for t in record.get("teachers", [])]
+    def pm(mean: float | None, std: float | None, unit: str, sign: str = "") -> str:
+        if mean is None:
+            return "—"
+        return f"{mean:{sign}.2f}" + ("" if std is None else f" ± {std:.2f}") + f" {unit}"
+
+    rows = [[g["label"] + (f" ({', '.join(g['teachers'])})" if g.get("teachers") else ""), str(g["n"]),
+             pm(g["final_mean"], g["final_std"], "%"),
+             "—" if g["strategy"] == "baseline" else pm(g["delta_mean"], g["delta_std"], "pp", "+"),
+             "—" if g.get("p") is None else f"{g['p']:.3f}", g.get("reading") or ""] for g in record["summary"]]
+    table = _table(["run", "seeds", "test top-1 (final epoch)", "Δ vs baseline (paired)", "p", "reading"],
+                   "lrrrrl", rows)
+    teacher_table = _table(["teacher", "test top-1 (final epoch)", "params"], "lrr", teachers) if teachers else ""
+    student = _short(cfg["model"], cfg["width"])
+    train = cfg.get("train_samples") or 60000
+    test = f"the first {cfg['test_samples']:,}" if cfg.get("test_samples") else "all 10,000"
+    trained_here = any(t.get("final_top1") is not None for t in record.get("teachers", []))
+    head = (f"Student {student}, {cfg['epochs']} epoch(s) on the first {train:,} Fashion-MNIST training images "
+            f"({cfg.get('in_chans') or 3}×{cfg.get('img_size') or 32}×{cfg.get('img_size') or 32}, batch "
+            f"{cfg['batch_size']}, lr {cfg['lr']:g}, wd {cfg['weight_decay']:g}, warm-up {cfg['warmup']:g} + cosine), "
+            f"test top-1 on {test} test images"
+            + ("; teachers trained by the study on the same images with the same recipe." if trained_here else "."))
+    verdict = "\n".join(f"- {v}" for v in record.get("verdict", []))
+    return "\n\n".join(x for x in (head, table, teacher_table, verdict, _source(STUDY, record)) if x)
+
+
+STUDY_BENCH = "distill_bench_host.json"
+
+
+@section("distill_bench")
+def distill_bench() -> str:
+    """Baseline and every distilled variant of the study through the deploy chain (edgeghost bench --study)."""
+    record = _results(STUDY_BENCH)
+    rows = []
+    for r in record["rows"]:
+        if r["status"] != "ok":
+            continue
+        lat = r.get("latency") or {}
+        rows.append([r["model"], r["format"], "—" if r["top1_pct"] is None else f"{r['top1_pct']:.2f} %",
+                     "—" if not lat else f"{lat['median_ms']:.3f}", f"{r['size_mb'] * 1000:.0f} kB"])
+    samples = max((r.get("eval_samples") or 0) for r in record["rows"])
+    return (f"`edgeghost bench --device host --study DIR` on the study above: {samples:,} test images, one thread, "
+            "LiteRT (XNNPACK) on this CPU.\n\n"
+            + _table(["run", "format", "top-1", "ms / image", "size"], "llrrr", rows) + "\n\n"
+            + _source(STUDY_BENCH, record))
+
+
 def _quality_files() -> list[tuple[str, dict[str, Any]]]:
     return [(p.name, json.loads(p.read_text())) for p in sorted(RESULTS.glob("export_quality_*.json"))]
 
