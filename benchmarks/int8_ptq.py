@@ -1,5 +1,6 @@
 """int8 post-training quantization measured on trained checkpoints: top-1 fp32 vs int8, top-1 drop and top-1
-agreement with fp32, per calibration method (minmax, and percentile at several percentiles), on the test split.
+agreement with fp32, per calibration method (minmax, percentile at several percentiles, and mse: the per-tensor
+least-error clip), on the test split.
 
 Per checkpoint: one verified export with the public API (:func:`edgeghost.export.export_model`: ONNX, TFLite fp32,
 int8 minmax, optionally the per-layer report), then the export's own converter
@@ -46,7 +47,7 @@ def _label(ckpt: Path) -> str:
 
 
 def _methods(percentiles: list[float]) -> list[str]:
-    return ["minmax"] + [f"percentile:{p:g}" for p in percentiles]
+    return ["minmax"] + [f"percentile:{p:g}" for p in percentiles] + ["mse"]
 
 
 def _export(ckpt: Path, folder: Path, *, data_dir: str | None, layer_report: bool) -> dict[str, Any]:
@@ -92,20 +93,14 @@ class _Checkpoint:
     def _source_logits(self) -> np.ndarray:
         """A QAT checkpoint's reference: the float model it was fine-tuned from (what the user validated), run in
         torch (the export ladder shows torch and TFLite fp32 agree to ~1e-5)."""
-        import torch
-
-        from edgeghost.data.loader import normalize
+        from edgeghost.export.pipeline import torch_logits
         from edgeghost.training.checkpoint import load_checkpoint, model_from_checkpoint
 
         cache = self.folder / f"source_logits_{len(self.labels)}.npy"
         if cache.is_file():
             return np.load(cache)
         source = load_checkpoint(self.ckpt["qat"]["from"])
-        model = model_from_checkpoint(source).eval()
-        with torch.no_grad():
-            logits = np.concatenate([
-                model(normalize(torch.from_numpy(self.images[i : i + 500]), mean=source["mean"], std=source["std"]))
-                .double().numpy() for i in range(0, len(self.images), 500)])
+        logits = torch_logits(model_from_checkpoint(source).eval(), self.images, mean=source["mean"], std=source["std"])
         np.save(cache, logits)
         return logits
 
@@ -121,8 +116,8 @@ class _Checkpoint:
     def int8_file(self, method: str) -> Path:
         if method == "minmax":
             return self.export_dir / "model_int8.tflite"
-        percentile = float(method.split(":", 1)[1])
-        path = self.folder / f"model_int8_p{percentile:g}.tflite"
+        percentile = float(method.split(":", 1)[1]) if method.startswith("percentile:") else 0.0
+        path = self.folder / (f"model_int8_p{percentile:g}.tflite" if percentile else f"model_int8_{method}.tflite")
         if path.is_file():
             return path
         from edgeghost.data import split_for_checkpoint
@@ -136,7 +131,10 @@ class _Checkpoint:
             self._keras = onnx_to_keras(self.export_dir / "model.onnx", sample_images=self.images[:20],
                                         work_dir=self.folder / ".work")
         tmp = path.with_name(f".{path.name}.tmp")
-        convert_quantized(self._keras, tmp, calib_images=images, method="percentile", percentile=percentile)
+        if percentile:
+            convert_quantized(self._keras, tmp, calib_images=images, method="percentile", percentile=percentile)
+        else:
+            convert_quantized(self._keras, tmp, calib_images=images, method=method)
         check_full_integer(inspect_tflite(tmp))
         tmp.rename(path)
         return path
@@ -196,15 +194,9 @@ def _fake_quant_net(src: _Checkpoint) -> Any:
 def _fake_quant_vs_int8(src: _Checkpoint, int8: np.ndarray) -> dict[str, Any]:
     """How well QAT's fake-quant forward (:mod:`edgeghost.training.qat`, ranges from the same calibration images)
     predicts this minmax int8 model, next to how well the float model does (PTQ's assumption)."""
-    import torch
+    from edgeghost.export.pipeline import torch_logits
 
-    from edgeghost.data.loader import normalize
-
-    net = _fake_quant_net(src)
-    with torch.no_grad():
-        fq = np.concatenate([net(normalize(torch.from_numpy(src.images[i : i + 500]), mean=src.ckpt["mean"],
-                                           std=src.ckpt["std"])).double().numpy()
-                             for i in range(0, len(src.images), 500)])
+    fq = torch_logits(_fake_quant_net(src), src.images, mean=src.ckpt["mean"], std=src.ckpt["std"])
     return {
         "agreement_with_int8_pct": round(100.0 * float((fq.argmax(1) == int8.argmax(1)).mean()), 3),
         "mean_logit_diff_vs_int8": round(float(np.abs(fq - int8).mean()), 5),

@@ -178,7 +178,7 @@ def _pick(n_total: int, n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).permutation(n_total)[: min(n, n_total)]
 
 
-def _torch_logits(model: Any, images: np.ndarray, *, mean: tuple[float, ...] | None = None,
+def torch_logits(model: Any, images: np.ndarray, *, mean: tuple[float, ...] | None = None,
                   std: tuple[float, ...] | None = None) -> np.ndarray:
     """Float logits of a torch model for uint8 NHWC images; normalizes first when ``mean``/``std`` are given
     (train form), otherwise feeds raw pixels (the export form normalizes inside)."""
@@ -363,7 +363,7 @@ def _build_torch(run: _Run) -> None:
 
 
 def _eval_torch(run: _Run) -> np.ndarray:
-    return _torch_logits(run.src.model, run.data.eval_images, mean=run.src.mean, std=run.src.std)
+    return torch_logits(run.src.model, run.data.eval_images, mean=run.src.mean, std=run.src.std)
 
 
 def _build_deploy(run: _Run) -> None:
@@ -387,7 +387,7 @@ def _build_deploy(run: _Run) -> None:
 
 
 def _eval_deploy(run: _Run) -> np.ndarray:
-    return _torch_logits(run.made["deployed"], run.data.eval_images)
+    return torch_logits(run.made["deployed"], run.data.eval_images)
 
 
 def _gate_deploy(run: _Run, stage: Stage, got: np.ndarray, ref: np.ndarray) -> None:
@@ -748,8 +748,8 @@ def export_model(
         data_dir: where the dataset files are (see :func:`edgeghost.data.load_split`).
         calib_samples: number of training images for int8 calibration.
         calib_random_noise: calibrate on uniform random pixels instead of real images (explicit opt-in only).
-        calib_method: ``percentile`` (inner activation ranges cut at the 99.99th percentile of |x|) or
-            ``minmax`` (TFLite's default ranges); see :func:`edgeghost.export.tflite.convert_quantized`.
+        calib_method: ``percentile`` (inner activation ranges cut at the 99.99th percentile of |x|),
+            ``minmax`` (TFLite's default ranges) or ``mse`` (per-tensor least-error clip); see :func:`edgeghost.export.tflite.convert_quantized`.
             Default: ``minmax`` for a QAT checkpoint (the ranges its fake quantization emulated), else
             ``percentile``.
         layer_report: also write ``int8_layers.json``/``.md``, the per-layer int8 error report.

@@ -437,7 +437,7 @@ def test_export_suite_benchmark_smoke_run(shared: dict[str, Path], tmp_path: Pat
 
 @pytest.mark.slow
 def test_int8_ptq_benchmark_smoke_run(shared: dict[str, Path], tmp_path: Path) -> None:
-    """benchmarks/int8_ptq.py on the shared checkpoint, minmax and one percentile, 16 test images: top-1 of fp32
+    """benchmarks/int8_ptq.py on the shared checkpoint, minmax, one percentile and mse, 16 test images: top-1 of fp32
     and int8 recomputed from the files it names; the shared export (percentile) is not taken for the minmax row;
     the fake-quant trace finds every QAT range in the minmax file; a rerun skips the pairs already measured."""
     from edgeghost.data import load_split
@@ -454,7 +454,8 @@ def test_int8_ptq_benchmark_smoke_run(shared: dict[str, Path], tmp_path: Path) -
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.with_suffix(".json").read_text())
     rows = {r["method"]: r for r in doc["results"]}
-    assert list(rows) == ["minmax", "percentile:99.9"]
+    assert list(rows) == ["minmax", "percentile:99.9", "mse"]
+    assert len({r["int8_file"] for r in rows.values()}) == 3
     test = load_split("fashion_mnist", "test", shared["data"]).subset(16)
     fp32 = load_runner(shared["export"] / "model_fp32.tflite").predict(test.images).argmax(1)
     for method, r in rows.items():
@@ -474,7 +475,7 @@ def test_int8_ptq_benchmark_smoke_run(shared: dict[str, Path], tmp_path: Path) -
     assert "--test-samples 16" in doc["command"] and doc["machine"]["cores"] >= 1
     assert "percentile:99.9" in out.with_suffix(".md").read_text()
     again = _bench_script("int8_ptq", *args)
-    assert again.returncode == 0 and again.stderr.count("done before, skipped") == 2
+    assert again.returncode == 0 and again.stderr.count("done before, skipped") == 3
     assert json.loads(out.with_suffix(".json").read_text())["results"] == doc["results"]
 
 

@@ -209,6 +209,8 @@ def test_match_width_finds_the_nearest_budget():
     assert match["width"] == 0.5 and match["match"]["macs"] == match["reference"]["macs"]
     wider = match_width(("resnet8", 0.5), "resnet8", by="params")
     assert wider["width"] == 0.5
+    grey = match_width(("resnet8", 0.5), "resnet8", by="macs", in_chans=1)  # counted at the study's input
+    assert grey["reference"]["input_shape"][1] == 1 and grey["reference"]["macs"] < match["reference"]["macs"]
 
 
 def test_study_over_seeds_writes_statistics_and_study_json(data, teacher, tmp_path):

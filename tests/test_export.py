@@ -369,6 +369,55 @@ def test_percentile_narrowing_shrinks_ranges_and_clips_outliers(keras_model: tup
     assert inspect_tflite(narrowed).input == inspect_tflite(minmax).input  # q = pixel - 128 in both
 
 
+@pytest.mark.parametrize("lo_factor", [-1.0, 0.0])  # a two-sided tensor and a one-sided (ReLU) one
+def test_mse_clip_is_the_least_error_clip(lo_factor: float) -> None:
+    """mse_clip picks, from a histogram alone, the clip whose int8 grid gives the least squared error on the
+    values themselves (checked by quantizing them at every candidate clip); a bell with a few far outliers is
+    clipped inside its maximum, a uniform tensor keeps (within a bin) its full range."""
+    from edgeghost.export.tflite import mse_clip
+
+    rng = np.random.default_rng(0)
+    values = np.abs(np.concatenate([rng.laplace(0, 1, 200_000), [25.0] * 3]))
+    bins = 512
+    bound = float(values.max())
+    counts = np.bincount(np.minimum((values * bins / bound).astype(np.int64), bins - 1), minlength=bins)
+    lo, hi = lo_factor * bound, bound
+
+    def error(t: float) -> float:  # quantize |x| on the grid of [max(lo, -t), min(hi, t)]
+        low, high = max(lo, -t), min(hi, t)
+        step = (high - low) / 255
+        q = np.round((np.clip(values, low, high) - low) / step) * step + low
+        return float(((values - q) ** 2).sum())
+
+    clip = mse_clip(counts, bound, lo, hi)
+    candidates = np.arange(1, bins + 1) * bound / bins
+    errors = np.array([error(t) for t in candidates])
+    assert error(clip) <= errors.min() * 1.02, (clip, candidates[errors.argmin()])
+    assert clip < (0.75 if lo_factor else 0.95) * bound  # the outliers are clipped
+    uniform = np.full(bins, 100)
+    assert mse_clip(uniform, 2.0, lo_factor * 2.0, 2.0) == pytest.approx(2.0, rel=0.01)
+
+
+def test_mse_calibration_gives_a_valid_model_inside_the_minmax_ranges(keras_model: tuple) -> None:
+    """--calib-method mse: a full-integer model with the exact input contract whose activation ranges lie
+    inside the min/max ones, some strictly (its clips come from the tensors' own histograms)."""
+    from edgeghost.export.tflite import check_full_integer, convert_quantized, inspect_tflite
+
+    keras, images, work = keras_model
+    minmax = convert_quantized(keras, work / "minmax_ref.tflite", calib_images=images, method="minmax")
+    mse = convert_quantized(keras, work / "mse.tflite", calib_images=images, method="mse")
+    facts = inspect_tflite(mse)
+    check_full_integer(facts)
+    assert (facts.input.scale, facts.input.zero_point) == (1.0, -128)
+    _, mm = _activations(minmax, images[:1])
+    _, ms = _activations(mse, images[:1])
+    scales = [(ms[n]["quantization_parameters"]["scales"][0], mm[n]["quantization_parameters"]["scales"][0])
+              for n in ms if n in mm and ms[n]["dtype"] == np.int8]
+    assert len(scales) >= 20
+    assert all(a <= b * (1 + 1e-6) for a, b in scales)
+    assert sum(a < b * (1 - 1e-3) for a, b in scales) >= 5
+
+
 def test_random_noise_calibration_gives_a_valid_model(keras_model: tuple) -> None:
     """--calib-random-noise's images (uniform pixels) still make a full-integer model with the exact input
     contract; uniform noise spans 0..255, so q = pixel - 128 holds."""

@@ -26,8 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(default: %(default)s)")
     p.add_argument("--calib-random-noise", action="store_true",
                    help="calibrate on uniform random pixels instead of real images (only for experiments)")
-    p.add_argument("--calib-method", choices=["percentile", "minmax"], default=None,
-                   help="int8 activation ranges: 99.99th percentile of |x| or TFLite's min/max (default: minmax "
+    p.add_argument("--calib-method", choices=["percentile", "minmax", "mse"], default=None,
+                   help="int8 activation ranges: 99.99th percentile of |x|, TFLite's min/max, or the clip with the "
+                        "least expected quantization error per tensor (default: minmax "
                         "for a QAT checkpoint, the ranges it trained with; percentile otherwise)")
     p.add_argument("--layer-report", action="store_true",
                    help="with --int8: also write int8_layers.md, the int8 error each layer adds")

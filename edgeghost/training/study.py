@@ -155,21 +155,26 @@ def _kd_setting(study: StudyConfig, teacher_name: str, *, several: bool) -> tupl
             study.temperature if study.temperature is not None else temperature)
 
 
-def match_width(reference: tuple[str, float], other: str, *, by: str, num_classes: int = 10) -> dict[str, Any]:
-    """The width of ``other`` whose deploy-form MACs (or parameters) come closest to ``reference``'s.
+def match_width(reference: tuple[str, float], other: str, *, by: str, num_classes: int = 10, in_chans: int = 3,
+                img_size: int = 32) -> dict[str, Any]:
+    """The width of ``other`` whose deploy-form MACs (or parameters) come closest to ``reference``'s, both
+    counted at the study's input (``in_chans`` × ``img_size``²).
 
     Widths are searched on a 0.05 grid over the range models build at, by bisection (both counts grow with
     width); a budget below the narrowest width gets the narrowest (the table shows the real counts).
     """
-    from ..models import WIDTH_RANGE, create_model
+    from ..data import Preprocess
+    from ..models import WIDTH_RANGE
     from ..models.profile import model_info
+    from .checkpoint import build_model
 
     if by not in ("macs", "params"):
         raise EdgeGhostError(f"--compare-arch must be macs or params, not {by!r}")
     key = "macs" if by == "macs" else "params_deploy"
+    shape = Preprocess(img_size=img_size, in_chans=in_chans)
 
     def measure(model: str, width: float) -> dict[str, Any]:
-        return model_info(create_model(model, width=width, num_classes=num_classes), model).to_dict()
+        return model_info(build_model(model, width=width, num_classes=num_classes, preprocess=shape), model).to_dict()
 
     ref = measure(*reference)
     target = ref[key]
@@ -500,14 +505,16 @@ def run_study(base: TrainConfig, study: StudyConfig) -> dict[str, Any]:
         from ..data import SPECS
 
         cached = _read_json(root / "arch_match.json")
-        wanted = {"by": study.compare_arch or "macs", "reference": [base.model, base.width], "other": study.arch_model}
+        wanted = {"by": study.compare_arch or "macs", "reference": [base.model, base.width], "other": study.arch_model,
+                  "in_chans": base.in_chans or 3, "img_size": base.img_size or 32}
         if cached and cached.get("request") == wanted:
             arch = cached
         else:
             arch = {"request": wanted, **match_width((base.model, base.width), study.arch_model,
                                                       by=wanted["by"],
                                                       num_classes=SPECS[base.dataset].num_classes
-                                                      if base.dataset in SPECS else 10)}
+                                                      if base.dataset in SPECS else 10,
+                                                      in_chans=wanted["in_chans"], img_size=wanted["img_size"])}
             atomic_write_json(root / "arch_match.json", arch)
     specs = plan_study(base, study, teachers, arch)
     atomic_write_json(root / PLAN_FILE, {"config": base.to_dict(), "study": study.to_dict(),
