@@ -46,8 +46,9 @@ def _label(ckpt: Path) -> str:
     return f"{ckpt.parent.name}-{ckpt.stem}"
 
 
-def _methods(percentiles: list[float]) -> list[str]:
-    return ["minmax"] + [f"percentile:{p:g}" for p in percentiles] + ["mse"]
+def _methods(percentiles: list[float], bias_correction: bool = False) -> list[str]:
+    methods = ["minmax"] + [f"percentile:{p:g}" for p in percentiles] + ["mse"]
+    return methods + [f"{m}+bc" for m in methods] if bias_correction else methods
 
 
 def _export(ckpt: Path, folder: Path, *, data_dir: str | None, layer_report: bool) -> dict[str, Any]:
@@ -116,12 +117,15 @@ class _Checkpoint:
     def int8_file(self, method: str) -> Path:
         if method == "minmax":
             return self.export_dir / "model_int8.tflite"
-        percentile = float(method.split(":", 1)[1]) if method.startswith("percentile:") else 0.0
-        path = self.folder / (f"model_int8_p{percentile:g}.tflite" if percentile else f"model_int8_{method}.tflite")
+        base, bc = method.removesuffix("+bc"), method.endswith("+bc")
+        percentile = float(base.split(":", 1)[1]) if base.startswith("percentile:") else 0.0
+        path = self.folder / ((f"model_int8_p{percentile:g}" if percentile else f"model_int8_{base}")
+                              + ("_bc" if bc else "") + ".tflite")
         if path.is_file():
             return path
         from edgeghost.data import split_for_checkpoint
-        from edgeghost.export.tflite import check_full_integer, convert_quantized, inspect_tflite, onnx_to_keras
+        from edgeghost.export.tflite import (DEFAULT_PERCENTILE, check_full_integer, convert_quantized, inspect_tflite,
+                                             onnx_to_keras)
         from edgeghost.training.qat import calibration_images
 
         calib = self.manifest["quantization"]["calibration"]
@@ -131,10 +135,8 @@ class _Checkpoint:
             self._keras = onnx_to_keras(self.export_dir / "model.onnx", sample_images=self.images[:20],
                                         work_dir=self.folder / ".work")
         tmp = path.with_name(f".{path.name}.tmp")
-        if percentile:
-            convert_quantized(self._keras, tmp, calib_images=images, method="percentile", percentile=percentile)
-        else:
-            convert_quantized(self._keras, tmp, calib_images=images, method=method)
+        convert_quantized(self._keras, tmp, calib_images=images, method="percentile" if percentile else base,
+                          percentile=percentile or DEFAULT_PERCENTILE, bias_correction=bc)
         check_full_integer(inspect_tflite(tmp))
         tmp.rename(path)
         return path
@@ -411,6 +413,8 @@ def main() -> int:
     p.add_argument("--layer-report", action="store_true", help="also group the int8 error per op role")
     p.add_argument("--fake-quant-trace", action="store_true",
                    help="minmax: compare QAT's fake-quant forward with the int8 file tensor by tensor")
+    p.add_argument("--bias-correction", action="store_true",
+                   help="also measure every method with empirical bias correction (METHOD+bc)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--work-dir", type=Path, default=Path("exports") / "int8_ptq",
@@ -439,7 +443,7 @@ def main() -> int:
         digest = file_digest(ckpt)
         src = None
         # A QAT checkpoint carries the ranges of minmax calibration, the one method its fine-tuning emulated.
-        methods = ["minmax"] if load_checkpoint(ckpt).get("qat") else _methods(percentiles)
+        methods = ["minmax"] if load_checkpoint(ckpt).get("qat") else _methods(percentiles, args.bias_correction)
         for method in methods:
             done = [r for r in doc["results"] if r["sha256"] == digest and r["method"] == method
                     and (args.test_samples is None or r["test_samples"] == args.test_samples)

@@ -316,6 +316,7 @@ class _Run:
     tmp: Path
     calib_method: str
     tflm_samples: int  # eval images TFLite-Micro runs (the first ones)
+    bias_correction: bool = False
     files: dict[str, Path] = field(default_factory=dict)  # stage key → artefact in ``tmp``
     logits: dict[str, np.ndarray] = field(default_factory=dict)  # stage key → float logits on the eval images
     raw: dict[str, np.ndarray] = field(default_factory=dict)  # int8 stages: raw int8 outputs on the eval images
@@ -420,19 +421,22 @@ def _file_eval(key: str, **kwargs: Any) -> Callable[[_Run], np.ndarray]:
 
 def _build_quantized(key: str, mode: str) -> Callable[[_Run], None]:
     def build(run: _Run) -> None:
-        from .tflite import DEFAULT_PERCENTILE, HISTOGRAM_IMAGES, check_full_integer, convert_quantized, inspect_tflite
+        from .tflite import (BIAS_CORRECTION_IMAGES, DEFAULT_PERCENTILE, HISTOGRAM_IMAGES, check_full_integer,
+                             convert_quantized, inspect_tflite)
 
         calib = run.data.calib_images
         method = run.calib_method if mode == "int8" else "minmax"  # int16x8 takes TFLite's min/max ranges only
+        correct = run.bias_correction and mode == "int8"
         run.files[key] = convert_quantized(run.made["keras"], run.tmp / STAGES[key].artifact, calib_images=calib,
-                                           mode=mode, method=method)
+                                           mode=mode, method=method, bias_correction=correct)
         facts = inspect_tflite(run.files[key])
         check_full_integer(facts, mode=mode)
         run.quant[mode] = facts.to_dict()
         if mode == "int8":
             run.data.calib.update(method=method, **(
                 {"percentile": DEFAULT_PERCENTILE, "histogram_images": min(HISTOGRAM_IMAGES, len(calib))}
-                if method == "percentile" else {}))
+                if method in ("percentile", "mse") else {}),
+                bias_correction={"images": min(BIAS_CORRECTION_IMAGES, len(calib))} if correct else False)
 
     return build
 
@@ -721,6 +725,7 @@ def export_model(
     calib_samples: int = DEFAULT_CALIB_SAMPLES,
     calib_random_noise: bool = False,
     calib_method: str | None = None,
+    bias_correction: bool = False,
     eval_samples: int = DEFAULT_EVAL_SAMPLES,
     tflm_samples: int = DEFAULT_TFLM_SAMPLES,
     layer_report: bool = False,
@@ -752,6 +757,8 @@ def export_model(
             ``minmax`` (TFLite's default ranges) or ``mse`` (per-tensor least-error clip); see :func:`edgeghost.export.tflite.convert_quantized`.
             Default: ``minmax`` for a QAT checkpoint (the ranges its fake quantization emulated), else
             ``percentile``.
+        bias_correction: shift every int8 conv/FC bias by the mean error its output still has against the
+            float model on calibration images (:func:`edgeghost.export.tflite.correct_biases`; opt-in).
         layer_report: also write ``int8_layers.json``/``.md``, the per-layer int8 error report.
         eval_samples: number of test images for the parity checks and the fidelity ladder.
         tflm_samples: how many of them (the first) TFLite-Micro runs, 0 = all; its rung of the ladder and the
@@ -786,8 +793,9 @@ def export_model(
                        data_dir=data_dir, img_size=img_size, in_chans=in_chans)
     if not src.trained:
         _say(UNTRAINED_WARNING.format(model=src.name, width=src.width), True)
+    qat = bool((src.ckpt or {}).get("qat"))
     if calib_method is None:
-        calib_method = "minmax" if (src.ckpt or {}).get("qat") else "percentile"
+        calib_method = "minmax" if qat else "percentile"
     out_dir = Path(out) if out is not None else default_export_dir(src.name, src.width, src.checkpoint)
     check_writable(out_dir)  # an unwritable destination fails in one line before the data is read
     # Data before the output folder: a missing dataset fails before anything is written.
@@ -798,7 +806,7 @@ def export_model(
     parent_existed = out_dir.parent.exists()
     tmp = _prepare_out(out_dir)
     try:
-        run = _Run(src, data, tmp, calib_method, tflm_samples or len(data.eval_labels))
+        run = _Run(src, data, tmp, calib_method, tflm_samples or len(data.eval_labels), bias_correction)
         _run_stages(run, stages, timings=timings, verbose=verbose)
         if layer_report:
             _write_layer_report(run, timings, verbose)

@@ -186,6 +186,7 @@ def convert_quantized(
     mode: str = "int8",
     method: str | None = None,
     percentile: float = DEFAULT_PERCENTILE,
+    bias_correction: bool = False,
 ) -> Path:
     """Full-integer post-training quantization from calibration images (uint8 NHWC, fed as raw 0..255 floats,
     exactly what the exported graph expects).
@@ -199,6 +200,9 @@ def convert_quantized(
     outliers from costing every other value its resolution; ``mse`` narrows each inner range to the clip that
     minimizes that tensor's expected quantization error (:func:`mse_clip`) instead of one percentile for all.
 
+    ``bias_correction`` (int8): shift each conv/FC bias by the mean error its int8 output still has against the
+    float model on the first ``BIAS_CORRECTION_IMAGES`` calibration images (:func:`correct_biases`).
+
     int8 measures the ranges itself (:func:`_calibrate_ranges`, both cores) and hands them to TensorFlow's own
     MLIR quantizer, the step ``convert()`` takes after its single-threaded calibrator; int16x8 goes through
     ``convert()`` (TF quantizes 16-bit activations with its older quantizer, which calibrates on its own).
@@ -210,8 +214,8 @@ def convert_quantized(
     method = method or ("percentile" if mode == "int8" else "minmax")
     if method not in CALIB_METHODS:
         raise ValueError(f"unknown calibration method {method!r}")
-    if mode != "int8" and method != "minmax":
-        raise ValueError(f"{mode} supports only min/max calibration, not {method!r}")
+    if mode != "int8" and (method != "minmax" or bias_correction):
+        raise ValueError(f"{mode} supports only min/max calibration without bias correction")
     ops_set, io_dtype = QUANT_MODES[mode]
     images = np.asarray(calib_images, dtype=np.float32)
     # int8: TF's calibrator sees one image, only to mark the tensors that need ranges; ours measures them all.
@@ -246,7 +250,10 @@ def convert_quantized(
         marked = converter.convert()
         calibrated = _calibrate_ranges(marked, images, method, percentile)
         quantized = tf_convert.mlir_quantize(calibrated, input_data_type=tf.int8, output_data_type=tf.int8)
-        return atomic_write_bytes(path, tf_convert.deduplicate_readonly_buffers(quantized))
+        quantized = tf_convert.deduplicate_readonly_buffers(quantized)
+    if bias_correction:
+        quantized, _ = correct_biases(quantized, marked, images[:BIAS_CORRECTION_IMAGES])
+    return atomic_write_bytes(path, quantized)
 
 
 def map_halves(fn: Callable[[np.ndarray], Any], images: np.ndarray) -> list[Any]:
@@ -348,6 +355,108 @@ def _calibrate_ranges(marked: bytes, images: np.ndarray, method: str, percentile
     builder = flatbuffers.Builder(len(marked) + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+# Calibration images whose mean int8 error each bias is corrected by: the cost is one int8 inference per biased
+# op and image (GN-S-MCU, agreement with fp32 on 10,000 test images: 64 images 99.52 %, 200 99.55 %, 500 99.57 %).
+BIAS_CORRECTION_IMAGES = 200
+_BIASED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+def correct_biases(quantized: bytes, reference: bytes, images: np.ndarray) -> tuple[bytes, list[dict[str, Any]]]:
+    """Empirical bias correction of a full-integer model: op by op in execution order, every CONV_2D,
+    DEPTHWISE_CONV_2D and FULLY_CONNECTED gets its int32 bias shifted by the mean per-channel difference between
+    its int8 output (dequantized, LiteRT's reference kernels: what TFLite-Micro computes) and the same tensor of
+    the float model ``reference`` over ``images`` (calibration images; tensors are matched by name, both models
+    being one converted graph). Upstream corrections are in place when an op's error is measured. Only elements
+    in the op's linear region count: int8 output strictly inside its range (not clamped by a fused ReLU/ReLU6
+    or the int8 limits) and the float value inside the representable range, so clipping is not mistaken for a
+    bias. Returns the corrected model and, per op, the shift in output steps (max |shift| per channel)."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    def outputs(model: bytes, names: list[str], reference_kernels: bool) -> dict[str, np.ndarray]:
+        parts = map_halves(lambda part: run(model, names, reference_kernels, part), images)
+        return {n: np.concatenate([p[n] for p in parts]) for n in names}
+
+    def run(model: bytes, names: list[str], reference_kernels: bool, images: np.ndarray) -> dict[str, np.ndarray]:
+        interp = Interpreter(model_content=model, experimental_preserve_all_tensors=True,
+                             experimental_op_resolver_type=OpResolverType.BUILTIN_REF if reference_kernels
+                             else OpResolverType.AUTO)
+        interp.allocate_tensors()
+        inp = interp.get_input_details()[0]
+        index = {t["name"]: t["index"] for t in interp.get_tensor_details()}
+        seen: dict[str, list[np.ndarray]] = {n: [] for n in names}
+        for image in images:
+            x = image[None].astype(np.float32)
+            if inp["dtype"] == np.int8:  # the int8 input contract: q = pixel - 128
+                x = (x + INT8_INPUT_ZERO_POINT).astype(np.int8)
+            interp.set_tensor(inp["index"], x)
+            interp.invoke()
+            for n in names:
+                seen[n].append(interp.get_tensor(index[n]).copy())
+        return {n: np.concatenate(v) for n, v in seen.items()}
+
+    model = schema.ModelT.InitFromPackedBuf(quantized, 0)
+    graph = model.subgraphs[0]
+    codes = {getattr(schema.BuiltinOperator, n): n for n in _BIASED_OPS}
+    uses: dict[int, int] = {}
+    for t in graph.tensors:
+        uses[t.buffer] = uses.get(t.buffer, 0) + 1
+    float_names = {t["name"] for t in Interpreter(model_content=reference).get_tensor_details()}
+    targets = []
+    for op in graph.operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        name = codes.get(max(code.builtinCode, code.deprecatedBuiltinCode))
+        out = graph.tensors[op.outputs[0]]
+        if name is None or len(op.inputs) < 3 or op.inputs[2] < 0 or out.name.decode() not in float_names:
+            continue
+        targets.append((name, op, out))
+    ref = outputs(reference, [t[2].name.decode() for t in targets], False)
+
+    def pack() -> bytes:
+        builder = flatbuffers.Builder(len(quantized) + 1024)
+        builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+        return bytes(builder.Output())
+
+    report = []
+    # One int8 run per op, after every upstream shift: correcting all ops from one run (and repeating) was
+    # measured to diverge on GN-S-MCU (agreement 97.1 % after one pass, 82.7 % after two), because each op's
+    # error then also carries the upstream errors that their own shifts remove.
+    for name, op, out in targets:
+        out_name = out.name.decode()
+        q = outputs(pack(), [out_name], True)[out_name].astype(np.float64)
+        report.append(_shift_bias(model, graph, uses, name, op, out, q, ref[out_name].astype(np.float64)))
+    return pack(), report
+
+
+def _shift_bias(model: Any, graph: Any, uses: dict[int, int], name: str, op: Any, out: Any, q: np.ndarray,
+                f: np.ndarray) -> dict[str, Any]:
+    """Shift ``op``'s int32 bias by the mean per-channel error of its int8 output ``q`` against the float ``f``
+    over the linear region (see :func:`correct_biases`); returns the shift in output steps."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    scale, zp = float(out.quantization.scale[0]), int(out.quantization.zeroPoint[0])
+    lo, hi = (-128 - zp) * scale, (127 - zp) * scale
+    linear = (q > -128) & (q < 127) & (f > lo) & (f < hi)
+    channels = q.shape[-1]
+    counts = linear.reshape(-1, channels).sum(0)
+    mean = (((q - zp) * scale - f) * linear).reshape(-1, channels).sum(0) / np.maximum(counts, 1)
+    bias = graph.tensors[op.inputs[2]]
+    if uses[bias.buffer] > 1:  # a deduplicated buffer shared with another tensor: give this one its own
+        model.buffers.append(schema.BufferT())
+        model.buffers[-1].data = np.array(model.buffers[bias.buffer].data, dtype=np.uint8)
+        uses[bias.buffer] -= 1
+        bias.buffer = len(model.buffers) - 1
+        uses[bias.buffer] = 1
+    bias_scale = np.broadcast_to(np.asarray(bias.quantization.scale, np.float64), (channels,))
+    values = np.frombuffer(np.asarray(model.buffers[bias.buffer].data, np.uint8).tobytes(), np.int32)
+    shift = np.round(mean / bias_scale).astype(np.int64)
+    values = np.clip(values.astype(np.int64) - shift, -(2**31), 2**31 - 1).astype(np.int32)
+    model.buffers[bias.buffer].data = np.frombuffer(values.tobytes(), np.uint8).copy()
+    return {"op": name, "tensor": out.name.decode(), "max_shift_steps": round(float(np.abs(mean).max() / scale), 3),
+            "mean_shift_steps": round(float(np.abs(mean).mean() / scale), 3)}
 
 
 @dataclass(frozen=True)

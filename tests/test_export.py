@@ -418,6 +418,48 @@ def test_mse_calibration_gives_a_valid_model_inside_the_minmax_ranges(keras_mode
     assert sum(a < b * (1 - 1e-3) for a, b in scales) >= 5
 
 
+def test_bias_correction_removes_the_mean_int8_error(keras_model: tuple) -> None:
+    """bias_correction=True: still full-integer with q = pixel - 128 and the same ops, only int32 biases moved;
+    on its calibration images the mean per-channel error (int8 minus float, in output steps, over each op's
+    linear region) of the conv/FC outputs is far smaller than without the correction, op by op. (Whether that
+    carries over to other images depends on how well the calibration images represent them: measured on the
+    zoo's test sets, benchmarks/results/int8_bias_correction.md.)"""
+    from edgeghost.export.tflite import check_full_integer, convert_fp32, convert_quantized, inspect_tflite
+    from edgeghost.runtime import read_tflite
+
+    keras, images, work = keras_model
+    calib = images
+    fp32 = convert_fp32(keras, work / "fp32_bc.tflite")
+    plain = convert_quantized(keras, work / "plain.tflite", calib_images=calib)
+    corrected = convert_quantized(keras, work / "bc.tflite", calib_images=calib, bias_correction=True)
+    facts = inspect_tflite(corrected)
+    check_full_integer(facts)
+    assert (facts.input.scale, facts.input.zero_point) == (1.0, -128)
+    assert read_tflite(corrected).ops == read_tflite(plain).ops
+    biased = _tensors_of_ops(plain, {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})
+    float_values, _ = _activations(fp32, calib)
+
+    def mean_errors(path: Path) -> dict[str, float]:
+        values, details = _activations(path, calib)
+        errors = {}
+        for name, q in values.items():
+            if name not in biased or name not in float_values or details[name]["dtype"] != np.int8:
+                continue
+            (scale,), (zp,) = details[name]["quantization_parameters"]["scales"], \
+                details[name]["quantization_parameters"]["zero_points"]
+            f, q = float_values[name].astype(np.float64), q.astype(np.float64)
+            linear = (q > -128) & (q < 127) & (f > (-128 - zp) * scale) & (f < (127 - zp) * scale)
+            channels = q.shape[-1]
+            err = (((q - zp) * scale - f) * linear).reshape(-1, channels).sum(0)
+            errors[name] = float(np.abs(err / np.maximum(linear.reshape(-1, channels).sum(0), 1)).mean() / scale)
+        return errors
+
+    before, after = mean_errors(plain), mean_errors(corrected)
+    assert len(before) >= 10 and before.keys() == after.keys()
+    assert sum(after.values()) < 0.5 * sum(before.values()), (before, after)
+    assert sum(after[n] < before[n] for n in before) >= 0.75 * len(before)
+
+
 def test_random_noise_calibration_gives_a_valid_model(keras_model: tuple) -> None:
     """--calib-random-noise's images (uniform pixels) still make a full-integer model with the exact input
     contract; uniform noise spans 0..255, so q = pixel - 128 holds."""
