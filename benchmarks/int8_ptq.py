@@ -115,17 +115,19 @@ class _Checkpoint:
         return np.concatenate(chunks)
 
     def int8_file(self, method: str) -> Path:
+        from edgeghost.export.tflite import DEFAULT_PERCENTILE
+
         if method == "minmax":
             return self.export_dir / "model_int8.tflite"
-        base, bc = method.removesuffix("+bc"), method.endswith("+bc")
-        percentile = float(base.split(":", 1)[1]) if base.startswith("percentile:") else 0.0
-        path = self.folder / ((f"model_int8_p{percentile:g}" if percentile else f"model_int8_{base}")
+        bc = method.endswith("+bc")
+        name, _, pct = method.removesuffix("+bc").partition(":")  # "percentile:99.99" / "minmax" / "mse"
+        percentile = float(pct) if pct else DEFAULT_PERCENTILE
+        path = self.folder / ((f"model_int8_p{percentile:g}" if pct else f"model_int8_{name}")
                               + ("_bc" if bc else "") + ".tflite")
         if path.is_file():
             return path
         from edgeghost.data import split_for_checkpoint
-        from edgeghost.export.tflite import (DEFAULT_PERCENTILE, check_full_integer, convert_quantized, inspect_tflite,
-                                             onnx_to_keras)
+        from edgeghost.export.tflite import check_full_integer, convert_quantized, inspect_tflite, onnx_to_keras
         from edgeghost.training.qat import calibration_images
 
         calib = self.manifest["quantization"]["calibration"]
@@ -135,8 +137,8 @@ class _Checkpoint:
             self._keras = onnx_to_keras(self.export_dir / "model.onnx", sample_images=self.images[:20],
                                         work_dir=self.folder / ".work")
         tmp = path.with_name(f".{path.name}.tmp")
-        convert_quantized(self._keras, tmp, calib_images=images, method="percentile" if percentile else base,
-                          percentile=percentile or DEFAULT_PERCENTILE, bias_correction=bc)
+        convert_quantized(self._keras, tmp, calib_images=images, method=name, percentile=percentile,
+                          bias_correction=bc)
         check_full_integer(inspect_tflite(tmp))
         tmp.rename(path)
         return path

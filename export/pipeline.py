@@ -793,9 +793,8 @@ def export_model(
                        data_dir=data_dir, img_size=img_size, in_chans=in_chans)
     if not src.trained:
         _say(UNTRAINED_WARNING.format(model=src.name, width=src.width), True)
-    qat = bool((src.ckpt or {}).get("qat"))
     if calib_method is None:
-        calib_method = "minmax" if qat else "percentile"
+        calib_method = "minmax" if (src.ckpt or {}).get("qat") else "percentile"
     out_dir = Path(out) if out is not None else default_export_dir(src.name, src.width, src.checkpoint)
     check_writable(out_dir)  # an unwritable destination fails in one line before the data is read
     # Data before the output folder: a missing dataset fails before anything is written.

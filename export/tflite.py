@@ -264,19 +264,32 @@ def map_halves(fn: Callable[[np.ndarray], Any], images: np.ndarray) -> list[Any]
         return list(pool.map(fn, parts))
 
 
-def _float_pass(model: bytes, tensors: list[int], images: np.ndarray,
-                visit: Callable[[int, np.ndarray], None]) -> None:
-    """Run the float ``model`` on each image (LiteRT, every intermediate kept) and ``visit`` each tensor's values."""
-    from ai_edge_litert.interpreter import Interpreter
+def _tensor_pass(model: bytes, tensors: list[int], images: np.ndarray, visit: Callable[[int, np.ndarray], None], *,
+                 reference_kernels: bool = False) -> None:
+    """Run ``model`` on each uint8 image (LiteRT, every intermediate kept; an int8 model gets q = pixel - 128, its
+    input contract, on LiteRT's reference kernels with ``reference_kernels``) and ``visit`` each tensor's values."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    interp = Interpreter(model_content=model, experimental_preserve_all_tensors=True)
+    interp = Interpreter(model_content=model, experimental_preserve_all_tensors=True,
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_REF if reference_kernels
+                         else OpResolverType.AUTO)
     interp.allocate_tensors()
-    inp = interp.get_input_details()[0]["index"]
+    inp = interp.get_input_details()[0]
     for image in images:
-        interp.set_tensor(inp, image[None])
+        x = image[None].astype(np.float32)
+        interp.set_tensor(inp["index"], (x + INT8_INPUT_ZERO_POINT).astype(np.int8) if inp["dtype"] == np.int8 else x)
         interp.invoke()
         for i in tensors:
             visit(i, interp.get_tensor(i))
+
+
+def _pack(model: Any, size_hint: int) -> bytes:
+    """A schema ``ModelT`` back to ``.tflite`` bytes."""
+    import flatbuffers
+
+    builder = flatbuffers.Builder(size_hint + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
 
 def mse_clip(counts: np.ndarray, bound: float, lo: float, hi: float) -> float:
@@ -303,7 +316,6 @@ def _calibrate_ranges(marked: bytes, images: np.ndarray, method: str, percentile
     ``percentile``/``mse``, narrow each inner one to ±clip from a histogram of |x| over the first
     ``HISTOGRAM_IMAGES`` (the ``percentile`` of |x|, or :func:`mse_clip`). Both passes split the images over two
     threads; min, max and integer counts combine exactly, so the ranges do not depend on the split."""
-    import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.ModelT.InitFromPackedBuf(marked, 0)
@@ -317,7 +329,7 @@ def _calibrate_ranges(marked: bytes, images: np.ndarray, method: str, percentile
         def visit(i: int, x: np.ndarray) -> None:
             seen[i][0], seen[i][1] = min(seen[i][0], float(x.min())), max(seen[i][1], float(x.max()))
 
-        _float_pass(marked, tensors, part, visit)
+        _tensor_pass(marked, tensors, part, visit)
         return seen
 
     partial = map_halves(extremes, images)
@@ -335,7 +347,7 @@ def _calibrate_ranges(marked: bytes, images: np.ndarray, method: str, percentile
                 idx = np.minimum((np.abs(x).ravel() * (_BINS / bounds[i])).astype(np.int64), _BINS - 1)
                 counts[i] += np.bincount(idx, minlength=_BINS)
 
-            _float_pass(marked, inner, part, visit)
+            _tensor_pass(marked, inner, part, visit)
             return counts
 
         hist = map_halves(histograms, images[:HISTOGRAM_IMAGES])
@@ -352,9 +364,7 @@ def _calibrate_ranges(marked: bytes, images: np.ndarray, method: str, percentile
         clip = clips.get(i, np.inf)
         q = graph.tensors[i].quantization
         q.min, q.max = [max(lo, -clip)], [min(hi, clip)]
-    builder = flatbuffers.Builder(len(marked) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return _pack(model, len(marked))
 
 
 # Calibration images whose mean int8 error each bias is corrected by: the cost is one int8 inference per biased
@@ -372,31 +382,18 @@ def correct_biases(quantized: bytes, reference: bytes, images: np.ndarray) -> tu
     in the op's linear region count: int8 output strictly inside its range (not clamped by a fused ReLU/ReLU6
     or the int8 limits) and the float value inside the representable range, so clipping is not mistaken for a
     bias. Returns the corrected model and, per op, the shift in output steps (max |shift| per channel)."""
-    import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from ai_edge_litert.interpreter import Interpreter
 
-    def outputs(model: bytes, names: list[str], reference_kernels: bool) -> dict[str, np.ndarray]:
-        parts = map_halves(lambda part: run(model, names, reference_kernels, part), images)
-        return {n: np.concatenate([p[n] for p in parts]) for n in names}
+    def outputs(model: bytes, tensors: list[int], reference_kernels: bool) -> dict[int, np.ndarray]:
+        def part(images: np.ndarray) -> dict[int, list[np.ndarray]]:
+            seen: dict[int, list[np.ndarray]] = {i: [] for i in tensors}
+            _tensor_pass(model, tensors, images, lambda i, x: seen[i].append(x.copy()),
+                         reference_kernels=reference_kernels)
+            return seen
 
-    def run(model: bytes, names: list[str], reference_kernels: bool, images: np.ndarray) -> dict[str, np.ndarray]:
-        interp = Interpreter(model_content=model, experimental_preserve_all_tensors=True,
-                             experimental_op_resolver_type=OpResolverType.BUILTIN_REF if reference_kernels
-                             else OpResolverType.AUTO)
-        interp.allocate_tensors()
-        inp = interp.get_input_details()[0]
-        index = {t["name"]: t["index"] for t in interp.get_tensor_details()}
-        seen: dict[str, list[np.ndarray]] = {n: [] for n in names}
-        for image in images:
-            x = image[None].astype(np.float32)
-            if inp["dtype"] == np.int8:  # the int8 input contract: q = pixel - 128
-                x = (x + INT8_INPUT_ZERO_POINT).astype(np.int8)
-            interp.set_tensor(inp["index"], x)
-            interp.invoke()
-            for n in names:
-                seen[n].append(interp.get_tensor(index[n]).copy())
-        return {n: np.concatenate(v) for n, v in seen.items()}
+        parts = map_halves(part, images)
+        return {i: np.concatenate([v for p in parts for v in p[i]]).astype(np.float64) for i in tensors}
 
     model = schema.ModelT.InitFromPackedBuf(quantized, 0)
     graph = model.subgraphs[0]
@@ -404,31 +401,26 @@ def correct_biases(quantized: bytes, reference: bytes, images: np.ndarray) -> tu
     uses: dict[int, int] = {}
     for t in graph.tensors:
         uses[t.buffer] = uses.get(t.buffer, 0) + 1
-    float_names = {t["name"] for t in Interpreter(model_content=reference).get_tensor_details()}
+    float_index = {t["name"]: t["index"] for t in Interpreter(model_content=reference).get_tensor_details()}
     targets = []
     for op in graph.operators:
         code = model.operatorCodes[op.opcodeIndex]
         name = codes.get(max(code.builtinCode, code.deprecatedBuiltinCode))
         out = graph.tensors[op.outputs[0]]
-        if name is None or len(op.inputs) < 3 or op.inputs[2] < 0 or out.name.decode() not in float_names:
+        if name is None or len(op.inputs) < 3 or op.inputs[2] < 0 or out.name.decode() not in float_index:
             continue
         targets.append((name, op, out))
-    ref = outputs(reference, [t[2].name.decode() for t in targets], False)
-
-    def pack() -> bytes:
-        builder = flatbuffers.Builder(len(quantized) + 1024)
-        builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-        return bytes(builder.Output())
+    float_tensors = [float_index[out.name.decode()] for _, _, out in targets]
+    ref = outputs(reference, float_tensors, False)
 
     report = []
     # One int8 run per op, after every upstream shift: correcting all ops from one run (and repeating) was
     # measured to diverge on GN-S-MCU (agreement 97.1 % after one pass, 82.7 % after two), because each op's
     # error then also carries the upstream errors that their own shifts remove.
-    for name, op, out in targets:
-        out_name = out.name.decode()
-        q = outputs(pack(), [out_name], True)[out_name].astype(np.float64)
-        report.append(_shift_bias(model, graph, uses, name, op, out, q, ref[out_name].astype(np.float64)))
-    return pack(), report
+    for (name, op, out), f in zip(targets, float_tensors):
+        q = outputs(_pack(model, len(quantized)), [op.outputs[0]], True)[op.outputs[0]]
+        report.append(_shift_bias(model, graph, uses, name, op, out, q, ref[f]))
+    return _pack(model, len(quantized)), report
 
 
 def _shift_bias(model: Any, graph: Any, uses: dict[int, int], name: str, op: Any, out: Any, q: np.ndarray,
