@@ -711,6 +711,15 @@ def default_export_dir(model: str, width: float, checkpoint: str | Path | None) 
     return Path("exports") / (stem or f"{model}_{width_tag(width)}")
 
 
+def default_calibration(checkpoint: dict[str, Any] | None, *, random_noise: bool = False) -> tuple[str, bool]:
+    """The int8 calibration an export uses unless told otherwise: (method, bias correction). A QAT checkpoint
+    gets the min/max ranges its fake quantization emulated and no bias correction (it trained against the
+    uncorrected int8 graph); random-noise calibration gets no bias correction (no data to correct on); any other
+    model gets percentile ranges with bias correction (measured on the zoo: ``export/README.md``)."""
+    qat = bool((checkpoint or {}).get("qat"))
+    return ("minmax" if qat else "percentile"), not (qat or random_noise)
+
+
 def export_model(
     *,
     model: str | None = None,
@@ -725,7 +734,7 @@ def export_model(
     calib_samples: int = DEFAULT_CALIB_SAMPLES,
     calib_random_noise: bool = False,
     calib_method: str | None = None,
-    bias_correction: bool = False,
+    bias_correction: bool | None = None,
     eval_samples: int = DEFAULT_EVAL_SAMPLES,
     tflm_samples: int = DEFAULT_TFLM_SAMPLES,
     layer_report: bool = False,
@@ -758,7 +767,9 @@ def export_model(
             Default: ``minmax`` for a QAT checkpoint (the ranges its fake quantization emulated), else
             ``percentile``.
         bias_correction: shift every int8 conv/FC bias by the mean error its output still has against the
-            float model on calibration images (:func:`edgeghost.export.tflite.correct_biases`; opt-in).
+            float model on calibration images (:func:`edgeghost.export.tflite.correct_biases`). Default: on,
+            except for a QAT checkpoint (its fake quantization trained against the uncorrected int8 graph) and
+            for random-noise calibration (there is no data whose error it could correct).
         layer_report: also write ``int8_layers.json``/``.md``, the per-layer int8 error report.
         eval_samples: number of test images for the parity checks and the fidelity ladder.
         tflm_samples: how many of them (the first) TFLite-Micro runs, 0 = all; its rung of the ladder and the
@@ -793,8 +804,9 @@ def export_model(
                        data_dir=data_dir, img_size=img_size, in_chans=in_chans)
     if not src.trained:
         _say(UNTRAINED_WARNING.format(model=src.name, width=src.width), True)
-    if calib_method is None:
-        calib_method = "minmax" if (src.ckpt or {}).get("qat") else "percentile"
+    default_method, default_correction = default_calibration(src.ckpt, random_noise=calib_random_noise)
+    calib_method = calib_method or default_method
+    bias_correction = default_correction if bias_correction is None else bias_correction
     out_dir = Path(out) if out is not None else default_export_dir(src.name, src.width, src.checkpoint)
     check_writable(out_dir)  # an unwritable destination fails in one line before the data is read
     # Data before the output folder: a missing dataset fails before anything is written.

@@ -85,6 +85,9 @@ def test_export_folder_contract(export_dir: Path) -> None:
     assert manifest["input"]["model.onnx"]["shape"] == [1, 3, 32, 32]
     assert manifest["output"]["int8"]["dtype"] == "int8" and manifest["output"]["int8"]["scale"] > 0
     assert manifest["quantization"]["calibration"]["samples"] == 32
+    # Default int8 calibration: percentile ranges, biases corrected on (all 32 of) the calibration images.
+    assert manifest["quantization"]["calibration"]["method"] == "percentile"
+    assert manifest["quantization"]["calibration"]["bias_correction"] == {"images": 32}
     assert "training split" in manifest["quantization"]["calibration"]["source"]
     assert manifest["tools"]["onnx2tf"] == "1.28.8"
     for rel, entry in manifest["files"].items():

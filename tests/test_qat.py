@@ -127,6 +127,9 @@ def test_qat_finetune_exports_and_its_int8_follows_its_fake_quant_forward(tmp_pa
     result = export_model(checkpoint=run / "best.pt", out=tmp_path / "export", int8=True, eval_samples=300,
                           verbose=False)
     assert result.manifest["weights"]["trained"]
+    # A QAT checkpoint exports with the ranges its fake quantization emulated and without bias correction.
+    calibration = result.manifest["quantization"]["calibration"]
+    assert (calibration["method"], calibration["bias_correction"]) == ("minmax", False)
     # Every range the fake-quant model trained with is one the converter chose for a tensor of the int8 file.
     from ai_edge_litert.interpreter import Interpreter
 

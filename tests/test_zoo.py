@@ -77,6 +77,8 @@ def test_firmware_takes_a_zoo_name(capsys: pytest.CaptureFixture[str], tmp_path:
 
 
 def test_card_reuses_only_an_export_of_the_same_weights(tmp_path: Path) -> None:
+    """An earlier card export is reused only when it holds these weights, on as many test images, made with
+    today's default calibration (method and bias correction) and the firmware flatbuffer of today."""
     from edgeghost.zoo.cards import _reusable_export
 
     name = shipped()[0]
@@ -90,10 +92,19 @@ def test_card_reuses_only_an_export_of_the_same_weights(tmp_path: Path) -> None:
 
     ladder = [{"stage": "TFLite int8 (LiteRT reference kernels)", "top1_accuracy": 0.9, "samples": 100}]
     (out / "fidelity.json").write_text(json.dumps({"eval": {"samples": 100}, "ladder": ladder}))
-    manifest = {"weights": {"checkpoint": str(weights), "sha256": file_digest(weights)}}
+    calibration = {"method": "percentile", "bias_correction": {"images": 200}}  # today's default for PTQ weights
+    manifest = {"weights": {"checkpoint": str(weights), "sha256": file_digest(weights)},
+                "quantization": {"calibration": calibration}}
     (out / "manifest.json").write_text(json.dumps(manifest))
     got = _reusable_export(out, weights, 100)
     assert got is not None and got[1][0].top1_accuracy == 0.9
+    # made before bias correction was the default, or with other ranges
+    for other in ({**calibration, "bias_correction": False}, {**calibration, "method": "minmax"}):
+        manifest["quantization"]["calibration"] = other
+        (out / "manifest.json").write_text(json.dumps(manifest))
+        assert _reusable_export(out, weights, 100) is None, other
+    manifest["quantization"]["calibration"] = calibration
+    (out / "manifest.json").write_text(json.dumps(manifest))
     assert _reusable_export(out, weights, 10_000) is None  # other test-set size
     (out / "tflm" / "model.tflite").unlink()  # an export from before the firmware flatbuffer lost its names
     assert _reusable_export(out, weights, 100) is None

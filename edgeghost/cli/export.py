@@ -30,9 +30,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="int8 activation ranges: 99.99th percentile of |x|, TFLite's min/max, or the clip with the "
                         "least expected quantization error per tensor (default: minmax "
                         "for a QAT checkpoint, the ranges it trained with; percentile otherwise)")
-    p.add_argument("--bias-correction", action="store_true",
+    p.add_argument("--bias-correction", action=argparse.BooleanOptionalAction, default=None,
                    help="int8: shift each conv/FC bias by the mean error its int8 output has against the float model "
-                        "on 200 calibration images (see export/README.md)")
+                        "on 200 calibration images (default: on, off for a QAT checkpoint and for "
+                        "--calib-random-noise; see export/README.md)")
     p.add_argument("--layer-report", action="store_true",
                    help="with --int8: also write int8_layers.md, the int8 error each layer adds")
     p.add_argument("--eval-samples", type=int, default=500, help="test images for the checks and the fidelity "

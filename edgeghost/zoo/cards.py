@@ -38,8 +38,9 @@ def _reusable_export(out: Path, weights: Path, eval_samples: int | None) -> tupl
     images (so adding firmware numbers to a card does not redo a 10,000-image export); None if there is none."""
     from types import SimpleNamespace
 
-    from ..export.pipeline import STAGES
+    from ..export.pipeline import STAGES, default_calibration
     from ..export.tflm import EMBEDDED_MODEL
+    from ..training.checkpoint import load_checkpoint
 
     manifest_path, fidelity_path = out / "manifest.json", out / "fidelity.json"
     if not (manifest_path.is_file() and fidelity_path.is_file() and (out / STAGES["tflite_int8"].artifact).is_file()):
@@ -55,6 +56,10 @@ def _reusable_export(out: Path, weights: Path, eval_samples: int | None) -> tupl
                 and manifest_path.stat().st_mtime > weights.stat().st_mtime)
     if not same or (eval_samples is not None and (fidelity.get("eval") or {}).get("samples") != eval_samples):
         return None
+    calib = (manifest.get("quantization") or {}).get("calibration") or {}
+    method, correction = default_calibration(load_checkpoint(weights))
+    if calib.get("method") != method or bool(calib.get("bias_correction")) != correction:
+        return None  # made with other calibration settings than today's defaults
     return manifest, [SimpleNamespace(**row) for row in fidelity["ladder"]]
 
 
