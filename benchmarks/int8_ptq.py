@@ -52,7 +52,8 @@ def _methods(percentiles: list[float], bias_correction: bool = False) -> list[st
 
 
 def _export(ckpt: Path, folder: Path, *, data_dir: str | None, layer_report: bool) -> dict[str, Any]:
-    """The verified export (minmax int8), made once and reused."""
+    """The verified export (minmax int8 without bias correction: the plain row, and what QAT emulates), made once
+    and reused."""
     import json
 
     from edgeghost.export import export_model
@@ -61,10 +62,11 @@ def _export(ckpt: Path, folder: Path, *, data_dir: str | None, layer_report: boo
     if manifest.is_file() and (not layer_report or (folder / "int8_layers.json").is_file()):
         doc = json.loads(manifest.read_text())
         calib = doc.get("quantization", {}).get("calibration", {})
-        if doc.get("weights", {}).get("checkpoint") == str(ckpt) and calib.get("method") == "minmax":
+        if (doc.get("weights", {}).get("checkpoint") == str(ckpt) and calib.get("method") == "minmax"
+                and not calib.get("bias_correction")):
             return doc
-    result = export_model(checkpoint=ckpt, out=folder, int8=True, calib_method="minmax", data_dir=data_dir,
-                          layer_report=layer_report, eval_samples=200, verbose=True)
+    result = export_model(checkpoint=ckpt, out=folder, int8=True, calib_method="minmax", bias_correction=False,
+                          data_dir=data_dir, layer_report=layer_report, eval_samples=200, verbose=True)
     return result.manifest
 
 

@@ -465,8 +465,9 @@ def test_int8_ptq_benchmark_smoke_run(shared: dict[str, Path], tmp_path: Path) -
         assert r["top1_int8"] == pytest.approx(100 * float((int8 == test.labels).mean()), abs=1e-3)
         assert r["flips"] == int((fp32 != int8).sum()) and r["int8_bytes"] == Path(r["int8_file"]).stat().st_size
     minmax_export = Path(rows["minmax"]["int8_file"]).parent
-    assert json.loads((minmax_export / "manifest.json").read_text())["quantization"]["calibration"]["method"] == \
-        "minmax" and not minmax_export.samefile(shared["export"])
+    calibration = json.loads((minmax_export / "manifest.json").read_text())["quantization"]["calibration"]
+    assert (calibration["method"], calibration["bias_correction"]) == ("minmax", False)  # the plain minmax row
+    assert not minmax_export.samefile(shared["export"])
     assert "fake_quant" in rows["minmax"] and "fake_quant" not in rows["percentile:99.9"]
     # The trace: every QAT quantizer found its tensor in the int8 file, and the input is bit-exact.
     trace = rows["minmax"]["fake_quant"]["trace"]
