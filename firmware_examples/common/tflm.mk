@@ -24,6 +24,10 @@ APP_OBJS := $(patsubst src/%,$(BUILD_DIR)/app/%.o,$(APP_SRCS))
 TFLM_OBJS := $(patsubst %,$(TFLM_OBJ_DIR)/%.o,$(TFLM_SRCS))
 DEPFLAGS = -MMD -MP
 
+# TFLM objects (and the header below) are written under a temporary name and renamed into place, so builds sharing
+# TFLM_OBJ_DIR at the same time (two `edgeghost firmware` runs, parallel tests) never read a half-written file.
+TMP = $@.$$$$
+
 # Precompiled flatbuffers schema for the TFLM sources: it is most of the parse time of each file (~2.5x faster).
 # Intermediate, so make deletes the large .gch after the build and recreates it only when objects must rebuild.
 USE_PCH ?= 1
@@ -34,17 +38,19 @@ PCH_FLAGS := -I$(PCH_DIR) -include tflm_pch.h -Winvalid-pch
 .INTERMEDIATE: $(PCH)
 $(PCH):
 	@mkdir -p $(PCH_DIR)
-	echo '#include "tensorflow/lite/schema/schema_generated.h"' > $(PCH_DIR)/tflm_pch.h
-	$(CXX) $(CXXFLAGS) $(INCLUDES) -x c++-header $(PCH_DIR)/tflm_pch.h -o $@
+	echo '#include "tensorflow/lite/schema/schema_generated.h"' > $(TMP).h && mv -f $(TMP).h $(PCH_DIR)/tflm_pch.h
+	$(CXX) $(CXXFLAGS) $(INCLUDES) -x c++-header $(PCH_DIR)/tflm_pch.h -o $(TMP) && mv -f $(TMP) $@
 endif
 
 $(TFLM_OBJ_DIR)/%.cc.o: $(TFLM_DIR)/%.cc | $(PCH)
 	@mkdir -p $(dir $@)
-	$(CXX) $(CXXFLAGS) $(DEPFLAGS) $(PCH_FLAGS) $(INCLUDES) -c $< -o $@
+	$(CXX) $(CXXFLAGS) $(DEPFLAGS) -MT $@ -MF $(TMP).d $(PCH_FLAGS) $(INCLUDES) -c $< -o $(TMP) \
+		&& mv -f $(TMP).d $(@:.o=.d) && mv -f $(TMP) $@
 
 $(TFLM_OBJ_DIR)/%.c.o: $(TFLM_DIR)/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(DEPFLAGS) $(INCLUDES) -c $< -o $@
+	$(CC) $(CFLAGS) $(DEPFLAGS) -MT $@ -MF $(TMP).d $(INCLUDES) -c $< -o $(TMP) \
+		&& mv -f $(TMP).d $(@:.o=.d) && mv -f $(TMP) $@
 
 # APP_DEFINES (the board's, from board.mk) reach the application sources only, never the shared TFLM objects.
 $(BUILD_DIR)/app/%.cc.o: src/%.cc
