@@ -305,13 +305,24 @@ def train_speed() -> str:
 
 
 STUDY = "distill_fashion_mnist_converged.json"
+STUDY_CHAINS = "distill_fashion_mnist_converged_chains.json"
 
 
 @section("distill_study")
 def distill_study() -> str:
     """The converged distillation study: mean ± std over seeds, paired Δ vs the baseline, the verdict
     (benchmarks/distill_study.py)."""
-    record = _results(STUDY)
+    return _study(STUDY)
+
+
+@section("distill_study_chains")
+def distill_study_chains() -> str:
+    """The same study's Teacher-Assistant chain and teacher ensemble, with their own baseline runs."""
+    return _study(STUDY_CHAINS)
+
+
+def _study(name: str) -> str:
+    record = _results(name)
     cfg = record["config"]
     teachers = [[f"`{t['name']}`", "—" if t.get("final_top1") is None else f"{t['final_top1']:.2f} %",
                  "—" if t.get("params") is None else f"{t['params']:,}"] for t in record.get("teachers", [])]
@@ -337,7 +348,7 @@ def distill_study() -> str:
             f"test top-1 on {test} test images"
             + ("; teachers trained by the study on the same images with the same recipe." if trained_here else "."))
     verdict = "\n".join(f"- {v}" for v in record.get("verdict", []))
-    return "\n\n".join(x for x in (head, table, teacher_table, verdict, _source(STUDY, record)) if x)
+    return "\n\n".join(x for x in (head, table, teacher_table, verdict, _source(name, record)) if x)
 
 
 STUDY_BENCH = "distill_bench_host.json"
