@@ -69,9 +69,8 @@ demo: venv apt-demo tflm
 	$(EG) bench --device tflm --exports $(DEMO_EXPORT) --eval-samples 200 --out bench/$(DEMO_NAME)-tflm
 	$(EG) firmware --export $(DEMO_EXPORT) --target host --out build/$(DEMO_NAME)-fw --num-images 1000 --run
 
-# Test files run in parallel, one whole file per worker (pytest-xdist; a file's fixtures are made once), up to 4.
 test: venv apt-test tflm
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 -n auto --maxprocesses 4 --dist loadfile
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info runs exports

@@ -25,7 +25,7 @@ TFLM_OBJS := $(patsubst %,$(TFLM_OBJ_DIR)/%.o,$(TFLM_SRCS))
 DEPFLAGS = -MMD -MP
 
 # TFLM objects (and the header below) are written under a temporary name and renamed into place, so builds sharing
-# TFLM_OBJ_DIR at the same time (two `edgeghost firmware` runs, parallel tests) never read a half-written file.
+# TFLM_OBJ_DIR at the same time (two `edgeghost firmware` runs at once) never read a half-written file.
 TMP = $@.$$$$
 
 # Precompiled flatbuffers schema for the TFLM sources: it is most of the parse time of each file (~2.5x faster).
