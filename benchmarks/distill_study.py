@@ -64,6 +64,8 @@ def main() -> int:
     p.add_argument("--compare-arch", choices=("macs", "params"), default=None)
     p.add_argument("--ray", nargs="?", const="local", default=None)
     p.add_argument("--cpus-per-run", type=float, default=1.0)
+    p.add_argument("--report-only", action="store_true",
+                   help="write the tables from the finished runs and train nothing (unfinished runs: pending)")
     p.add_argument("--out", default=None)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--data-dir", default=None, help="Fashion-MNIST folder (default: the library's lookup)")
@@ -84,7 +86,7 @@ def main() -> int:
     study = StudyConfig(
         teachers=tuple(args.teachers), assistants=tuple(args.assistants), strategies=tuple(args.strategies),
         seeds=tuple(int(s) for s in args.seeds.split(",")), roles=tuple(args.roles), compare_arch=args.compare_arch,
-        ray_address=args.ray, cpus_per_run=args.cpus_per_run,
+        ray_address=args.ray, cpus_per_run=args.cpus_per_run, report_only=args.report_only,
     )
     start = time.perf_counter()
     report = run_study(base, study)

@@ -13,8 +13,13 @@ the head.
 A QAT checkpoint (``edgeghost train --qat`` / ``edgeghost distill --qat``) is measured with minmax only (what its
 fine-tuning emulated) and also against the float model it was fine-tuned from (``qat`` in its row).
 
+``--methods`` picks the rows instead of the sweep, and two more say where the error comes from: ``weights-int8``,
+the deploy form with the export's per-channel int8 weights on float activations (QAT's weight quantizer,
+:meth:`QATNet.float_mode`), so int8 weights alone; ``int16x8``, the export's 16-bit-activation model (the same
+8-bit weights, activation rounding 256 times finer).
+
     .venv/bin/python benchmarks/int8_ptq.py runs/zoo/*/best.pt [--percentiles 99.9,99.99,99.999]
-        [--test-samples N] [--layer-report] [--threads 1] [--work-dir exports/int8_ptq]
+        [--test-samples N] [--layer-report] [--methods minmax,weights-int8,int16x8] [--threads 1] [--work-dir exports/int8_ptq]
         [--out benchmarks/results/int8_ptq]
 
 Resumable: every (checkpoint, method) result goes into the JSON the moment it is measured; a rerun skips the
@@ -49,6 +54,22 @@ def _label(ckpt: Path) -> str:
 def _methods(percentiles: list[float], bias_correction: bool = False) -> list[str]:
     methods = ["minmax"] + [f"percentile:{p:g}" for p in percentiles] + ["mse"]
     return methods + [f"{m}+bc" for m in methods] if bias_correction else methods
+
+
+EXTRA_METHODS = ("weights-int8", "int16x8")  # rows that are not an int8 calibration (see the module docstring)
+
+
+def _parse_methods(text: str) -> list[str]:
+    """``--methods``: each a calibration (minmax, percentile:P, mse, each optionally +bc) or an extra row."""
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    for m in methods:
+        name, _, pct = m.removesuffix("+bc").partition(":")
+        ok = (m in EXTRA_METHODS or (name in ("minmax", "mse") and not pct)
+              or (name == "percentile" and pct.replace(".", "", 1).isdigit() and 0 < float(pct) <= 100))
+        if not ok:
+            raise EdgeGhostError(f"--methods: unknown method {m!r} (minmax, percentile:P, mse, each optionally "
+                                 f"+bc, or {', '.join(EXTRA_METHODS)})")
+    return methods
 
 
 def _export(ckpt: Path, folder: Path, *, data_dir: str | None, layer_report: bool) -> dict[str, Any]:
@@ -121,11 +142,17 @@ class _Checkpoint:
 
         if method == "minmax":
             return self.export_dir / "model_int8.tflite"
+        if method == "int16x8":
+            return self._convert(self.folder / "model_int16x8.tflite", mode="int16x8")
         bc = method.endswith("+bc")
         name, _, pct = method.removesuffix("+bc").partition(":")  # "percentile:99.99" / "minmax" / "mse"
         percentile = float(pct) if pct else DEFAULT_PERCENTILE
         path = self.folder / ((f"model_int8_p{percentile:g}" if pct else f"model_int8_{name}")
                               + ("_bc" if bc else "") + ".tflite")
+        return self._convert(path, method=name, percentile=percentile, bias_correction=bc)
+
+    def _convert(self, path: Path, **options: Any) -> Path:
+        """``path`` quantized by the export's converter from the export's ONNX and calibration images (reused)."""
         if path.is_file():
             return path
         from edgeghost.data import split_for_checkpoint
@@ -139,17 +166,27 @@ class _Checkpoint:
             self._keras = onnx_to_keras(self.export_dir / "model.onnx", sample_images=self.images[:20],
                                         work_dir=self.folder / ".work")
         tmp = path.with_name(f".{path.name}.tmp")
-        convert_quantized(self._keras, tmp, calib_images=images, method=name, percentile=percentile,
-                          bias_correction=bc)
-        check_full_integer(inspect_tflite(tmp))
+        convert_quantized(self._keras, tmp, calib_images=images, **options)
+        check_full_integer(inspect_tflite(tmp), mode=options.get("mode", "int8"))
         tmp.rename(path)
         return path
 
 
+def _weights_int8_logits(src: _Checkpoint) -> np.ndarray:
+    """The deploy form with per-channel int8 weights on float activations (no calibration involved)."""
+    from edgeghost.export.pipeline import torch_logits
+    from edgeghost.training.checkpoint import model_from_checkpoint
+    from edgeghost.training.qat import prepare_qat
+
+    net = prepare_qat(model_from_checkpoint(src.ckpt), None, mean=src.ckpt["mean"], std=src.ckpt["std"])
+    with net.float_mode(int8_weights=True):
+        return torch_logits(net, src.images, mean=src.ckpt["mean"], std=src.ckpt["std"])
+
+
 def _measure(src: _Checkpoint, method: str, *, layer_report: bool) -> dict[str, Any]:
-    path = src.int8_file(method)
     start = time.perf_counter()
-    int8 = src._predict(path, reference=True, desc=method)
+    path = None if method == "weights-int8" else src.int8_file(method)
+    int8 = _weights_int8_logits(src) if path is None else src._predict(path, reference=True, desc=method)
     fp32, labels = src.fp32, src.labels
     top1_fp32 = 100.0 * float((fp32.argmax(1) == labels).mean())
     top1_int8 = 100.0 * float((int8.argmax(1) == labels).mean())
@@ -162,7 +199,8 @@ def _measure(src: _Checkpoint, method: str, *, layer_report: bool) -> dict[str, 
         "flips": int((fp32.argmax(1) != int8.argmax(1)).sum()),
         "max_logit_diff": round(float(np.abs(fp32 - int8).max()), 4),
         "mean_logit_diff": round(float(np.abs(fp32 - int8).mean()), 5),
-        "int8_file": str(path), "int8_bytes": path.stat().st_size, "eval_s": round(time.perf_counter() - start, 1),
+        "int8_file": str(path) if path else None, "int8_bytes": path.stat().st_size if path else None,
+        "eval_s": round(time.perf_counter() - start, 1),
     }
     if method == "minmax":
         row["fake_quant"] = _fake_quant_vs_int8(src, int8)
@@ -180,7 +218,7 @@ def _measure(src: _Checkpoint, method: str, *, layer_report: bool) -> dict[str, 
             "flips_vs_source": int((ref != int8.argmax(1)).sum()),
             "drop_vs_source_pp": round(100.0 * float((ref == labels).mean()) - top1_int8, 3),
         }
-    if layer_report:
+    if layer_report and method not in EXTRA_METHODS:
         row["layers"] = _layer_groups(src.export_dir / "model_fp32.tflite", path, src.images[:LAYER_IMAGES])
     return row
 
@@ -342,7 +380,10 @@ def _markdown(doc: dict[str, Any]) -> str:
         "# int8 post-training quantization on trained checkpoints", "",
         f"Command: `{doc['command']}`  ", f"Machine: {doc['machine'].get('cpu')}, commit {doc['machine'].get('commit')}",
         "", "top-1 on the test split; fp32 = TFLite fp32 (LiteRT), int8 = full-integer TFLite on LiteRT's "
-        "reference kernels; agreement = same top-1 class as fp32; drop = fp32 − int8 (positive = int8 worse).", "",
+        "reference kernels; agreement = same top-1 class as fp32; drop = fp32 − int8 (positive = int8 worse). "
+        "Row `weights-int8`: the deploy form (torch) with the per-channel int8 weights on float activations — what "
+        "int8 weights alone cost; row `int16x8`: the 16-bit-activation TFLite model (same int8 weights, min/max "
+        "ranges) in place of int8.", "",
         "| checkpoint | model | method | images | top-1 fp32 % | top-1 int8 % | drop pp | agreement % | flips | "
         "max Δlogit |", "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -419,6 +460,9 @@ def main() -> int:
                    help="minmax: compare QAT's fake-quant forward with the int8 file tensor by tensor")
     p.add_argument("--bias-correction", action="store_true",
                    help="also measure every method with empirical bias correction (METHOD+bc)")
+    p.add_argument("--methods", default=None,
+                   help="comma list of rows instead of the sweep: minmax, percentile:P, mse (each optionally +bc), "
+                        "weights-int8 (int8 weights on float activations), int16x8")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--work-dir", type=Path, default=Path("exports") / "int8_ptq",
@@ -431,6 +475,7 @@ def main() -> int:
             raise ValueError
     except ValueError:
         raise EdgeGhostError(f"--percentiles must be a comma list of numbers in (0, 100], got {args.percentiles!r}") from None
+    chosen = _parse_methods(args.methods) if args.methods else None
     missing = [str(c) for c in args.checkpoints if not c.is_file()]
     if missing:
         raise EdgeGhostError(f"checkpoint(s) not found: {', '.join(missing)}")
@@ -447,11 +492,12 @@ def main() -> int:
         digest = file_digest(ckpt)
         src = None
         # A QAT checkpoint carries the ranges of minmax calibration, the one method its fine-tuning emulated.
-        methods = ["minmax"] if load_checkpoint(ckpt).get("qat") else _methods(percentiles, args.bias_correction)
+        methods = ["minmax"] if load_checkpoint(ckpt).get("qat") else (
+            chosen or _methods(percentiles, args.bias_correction))
         for method in methods:
             done = [r for r in doc["results"] if r["sha256"] == digest and r["method"] == method
                     and (args.test_samples is None or r["test_samples"] == args.test_samples)
-                    and (not args.layer_report or "layers" in r)
+                    and (not args.layer_report or "layers" in r or method in EXTRA_METHODS)
                     and (not args.fake_quant_trace or method != "minmax" or r.get("fake_quant", {}).get("trace"))]
             if done:
                 print(f"{_label(ckpt)} {method}: done before, skipped", file=sys.stderr)

@@ -138,7 +138,7 @@ def _fw(card: dict[str, Any], target: str, key: str) -> Any:
 @section("zoo")
 def zoo() -> str:
     """The zoo table: one row per generated model card (edgeghost/zoo/cards/*.json)."""
-    rows = []
+    rows, rows16 = [], []
     for c in _cards():
         t = c["top1"]
         ins = _fw(c, "cortex-m4-cmsis-nn", "instructions")
@@ -147,10 +147,27 @@ def zoo() -> str:
                      f"{t['int8']:.2f} %", f"{t['tflm']:.2f} %", f"{100 * c['int8_agreement']:.2f} %",
                      _kb(c["arena_bytes"]), "-" if flash is None else _kb(flash),
                      "-" if ins is None else f"{ins / 1e6:.2f} M", f"{c['epochs']}"])
+        q = c.get("int16x8")
+        if q:
+            ins16 = ((q.get("firmware") or {}).get("cortex-m4-cmsis-nn") or {}).get("instructions")
+            goal = c.get("agreement_goal", 0.995)
+            rows16.append([f"`{c['name']}`", f"{100 * c['int8_agreement']:.2f} %", f"{100 * q['agreement']:.2f} %",
+                           "int8" if c["int8_agreement"] >= goal else ("int16x8" if q["agreement"] >= goal else
+                                                                       "neither"),
+                           f"{q['top1']:.2f} %", f"{_kb(c['arena_bytes'])} → {_kb(q['arena_bytes'])}",
+                           "-" if ins is None or ins16 is None else
+                           f"{ins / 1e6:.2f} M → {ins16 / 1e6:.2f} M ({ins16 / ins:.2f}×)"])
     if not rows:
         return "*No model cards yet (`edgeghost zoo --cards`).*"
-    return _table(["model", "params", "MACs", "fp32", "int8 (LiteRT)", "TFLM", "int8 = fp32", "TFLM arena",
-                   "M4 flash (CMSIS-NN)", "M4 instructions (CMSIS-NN)", "epochs"], "lrrrrrrrrrr", rows) + (
+    table = _table(["model", "params", "MACs", "fp32", "int8 (LiteRT)", "TFLM", "int8 = fp32", "TFLM arena",
+                    "M4 flash (CMSIS-NN)", "M4 instructions (CMSIS-NN)", "epochs"], "lrrrrrrrrrr", rows)
+    if rows16:
+        table += (
+            "\n\nThe same weights with 16-bit activations (`edgeghost export --int16x8`, firmware "
+            "`edgeghost firmware --int16x8`): agreement with fp32 against the goal of ≥ 99.5 %, and what it costs.\n\n"
+            + _table(["model", "int8 = fp32", "int16x8 = fp32", "meets 99.5 % with", "int16x8 top-1",
+                      "TFLM arena int8 → int16x8", "M4 instructions int8 → int16x8 (CMSIS-NN)"], "lrrlrrr", rows16))
+    return table + (
         "\n\n*Source: the model cards in `edgeghost/zoo/cards/`, made by `edgeghost zoo --cards --firmware` from the "
         "shipped weights; top-1 on all 10,000 Fashion-MNIST test images; `int8 = fp32`: share of test images whose "
         "int8 top-1 equals fp32's; instructions are emulated Cortex-M4 instructions under QEMU, not cycles.*")

@@ -241,7 +241,7 @@ def study_checkpoints(study_dir: str | Path) -> list[tuple[str, Path]]:
     """(label, best checkpoint) of the baseline and every distilled variant of a study folder.
 
     The study's report (``*.json`` beside the runs) names and orders the runs: ``runs`` entries (``label``,
-    ``teachers``, ``seed``, ``best_checkpoint`` or ``run_dir``; failed runs left out) or, in older reports,
+    ``teachers``, ``seed``, ``best_checkpoint`` or ``run_dir``; failed and unfinished runs left out) or, in older reports,
     ``rows`` (``strategy``, ``teachers``, ``run``; teacher rows, in parentheses, are not variants). Without a
     report, every ``**/best.pt`` under the folder is taken, labelled by its folder.
     """
@@ -267,7 +267,7 @@ def study_checkpoints(study_dir: str | Path) -> list[tuple[str, Path]]:
             continue
         entries = doc.get("runs") if isinstance(doc, dict) else None
         for run in entries if isinstance(entries, list) else []:
-            if not isinstance(run, dict) or run.get("status") == "failed":
+            if not isinstance(run, dict) or run.get("status") in ("failed", "pending", "partial"):
                 continue
             best = locate(run.get("best_checkpoint"), run.get("run_dir"))
             if best is not None and best.resolve() not in found:

@@ -192,7 +192,8 @@ def convert_quantized(
     exactly what the exported graph expects).
 
     ``int8``: int8 activations and per-channel int8 weights, builtin int8 ops only, int8 input and output.
-    ``int16x8``: 16-bit activations, per-channel 8-bit weights, int16 input and output; min/max ranges only
+    ``int16x8``: 16-bit activations, per-channel 8-bit weights (per-tensor on fully-connected layers, the only
+    kind CMSIS-NN's int16 kernel runs), int16 input and output; min/max ranges only
     (16 bits leave every value thousands of steps even under min/max ranges).
     ``method`` (default: ``percentile`` for int8, ``minmax`` for int16x8): ``minmax`` takes each activation's
     min/max over all images; ``percentile`` then narrows every inner
@@ -232,6 +233,9 @@ def convert_quantized(
     converter.inference_input_type = getattr(tf, io_dtype)
     converter.inference_output_type = getattr(tf, io_dtype)
     if mode != "int8":
+        # Per-tensor FULLY_CONNECTED weights: CMSIS-NN's int16 FC kernel rejects per-channel ones (its prepare fails
+        # on a Cortex-M), while the reference kernels run either.
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
         with quiet_tensorflow():
             return atomic_write_bytes(path, converter.convert())
     # The same converter stops after calibration (a float model carrying min/max per tensor), the ranges are

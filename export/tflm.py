@@ -1,11 +1,13 @@
-"""TFLite-Micro C artefacts for an int8 ``.tflite``: the C array, the settings header and the op resolver.
+"""TFLite-Micro C artefacts for a full-integer ``.tflite``: the C array, the settings header and the op resolver.
 
-``write_tflm_artifacts`` turns any int8 TFLite model into the four files firmware compiles against:
+``write_tflm_artifacts`` turns any int8 (or int16x8: int16 activations, input and output) TFLite model into the
+four files firmware compiles against:
 
 - ``model_data.cc/.h``: the flatbuffer as an ``alignas(16)`` byte array and its length (TFLM reads the model in
   place, and some kernels need 16-byte aligned weights), without the tensor names TFLM never reads; those exact
   bytes are also written as ``model.tflite``, the file every firmware check runs in the Python interpreter.
-- ``model_settings.h``: input/output shape, dtype, scale and zero-point, class labels, and the tensor arena size —
+- ``model_settings.h``: input/output shape, element type (``ModelIo``), scale and zero-point, class labels, and
+  the tensor arena size —
   the minimum measured by running the model in the real TFLite-Micro interpreter plus a stated margin, so no
   firmware ever carries a hand-typed arena number.
 - ``model_ops.h``: ``RegisterModelOps(resolver)`` filling a ``tflite::MicroMutableOpResolver<N>`` with exactly the N
@@ -128,14 +130,18 @@ def strip_tensor_names(data: bytes) -> tuple[bytes, int]:
     return bytes(builder.Output()), removed
 
 
-def _same_outputs(original: Path, stripped: Path, input_shape: Sequence[int], arena: int) -> None:
-    """Both flatbuffers give identical int8 outputs in TFLite-Micro on seeded inputs (names are not computation)."""
+# Raw input/output element type of a full-integer model -> the C type firmware uses for it (``ModelIo``).
+IO_CTYPES = {"int8": "int8_t", "int16": "int16_t"}
+
+
+def _same_outputs(original: Path, stripped: Path, input_shape: Sequence[int], arena: int, dtype: str) -> None:
+    """Both flatbuffers give identical outputs in TFLite-Micro on seeded inputs (names are not computation)."""
     import numpy as np
 
     from ..runtime.tflm import tflm_invoke
 
-    rng = np.random.default_rng(0)
-    x = rng.integers(-128, 128, (2, *input_shape[1:]), dtype=np.int8)
+    info = np.iinfo(dtype)
+    x = np.random.default_rng(0).integers(info.min, info.max + 1, (2, *input_shape[1:]), dtype=dtype)
     a = np.asarray(tflm_invoke(original, x, arena_size=arena))
     b = np.asarray(tflm_invoke(stripped, x, arena_size=arena))
     if not np.array_equal(a, b):
@@ -145,7 +151,7 @@ def _same_outputs(original: Path, stripped: Path, input_shape: Sequence[int], ar
 def write_tflm_artifacts(tflite_path: str | Path, out_dir: str | Path, *, labels: Sequence[str],
                          strip_names: bool = True) -> dict[str, Any]:
     """Write ``model_data.cc/.h``, ``model_settings.h``, ``model_ops.h``, ``tflm.json`` and ``model.tflite``
-    (the embedded flatbuffer) for an int8 model.
+    (the embedded flatbuffer) for a full-integer model: int8, or int16x8 (int16 input, output and activations).
 
     ``strip_names``: embed the model without tensor/subgraph names (:func:`strip_tensor_names`; 11 % of a GN-S
     flatbuffer's flash), after checking that TFLite-Micro computes the same outputs from both. The arena size is
@@ -157,9 +163,10 @@ def write_tflm_artifacts(tflite_path: str | Path, out_dir: str | Path, *, labels
     out_dir = Path(out_dir)
     facts = read_tflite(tflite_path)
     methods = resolver_methods(facts.ops)
-    for role, t in (("input", facts.input), ("output", facts.output)):
-        if t.dtype != "int8":
-            raise EdgeGhostError(f"{tflite_path}: {role} tensor is {t.dtype}; TFLM firmware needs a full-int8 model")
+    dtype = facts.input.dtype
+    if dtype not in IO_CTYPES or facts.output.dtype != dtype:
+        raise EdgeGhostError(f"{tflite_path}: input/output tensors are {facts.input.dtype}/{facts.output.dtype}; "
+                             "TFLM firmware needs a full-integer model (int8, or int16x8)")
     num_classes = facts.output.shape[-1]
     labels = [str(label) for label in labels]
     if len(labels) != num_classes:
@@ -174,7 +181,7 @@ def write_tflm_artifacts(tflite_path: str | Path, out_dir: str | Path, *, labels
         embedded_path.write_bytes(embedded)
         measured = int(find_min_arena(embedded_path))
         if strip_names:
-            _same_outputs(tflite_path, embedded_path, facts.input.shape, measured)
+            _same_outputs(tflite_path, embedded_path, facts.input.shape, measured, dtype)
     arena = arena_size_with_margin(measured)
     info: dict[str, Any] = {
         "source": tflite_path.name,
@@ -185,6 +192,7 @@ def write_tflm_artifacts(tflite_path: str | Path, out_dir: str | Path, *, labels
         "ops": list(facts.ops),
         "resolver_methods": methods,
         "num_ops": len(methods),
+        "dtype": dtype,
         "input": _io(facts.input),
         "output": _io(facts.output),
         "labels": labels,
@@ -201,7 +209,7 @@ def write_tflm_artifacts(tflite_path: str | Path, out_dir: str | Path, *, labels
         (tmp / "model_data.h").write_text(_model_data_h(tflite_path.name))
         (tmp / "model_data.cc").write_text(_model_data_cc(embedded, tflite_path.name))
         (tmp / "model_settings.h").write_text(_model_settings_h(info))
-        (tmp / "model_ops.h").write_text(_model_ops_h(facts.ops, methods, tflite_path.name))
+        (tmp / "model_ops.h").write_text(_model_ops_h(facts.ops, methods, tflite_path.name, dtype))
         (tmp / "tflm.json").write_text(json.dumps(info, indent=2) + "\n")
 
     replace_dir(out_dir, write)
@@ -217,7 +225,7 @@ def _model_data_h(src: str) -> str:
     return _HEADER.format(src=src) + (
         "#ifndef EDGEGHOST_MODEL_DATA_H_\n"
         "#define EDGEGHOST_MODEL_DATA_H_\n\n"
-        "// The int8 TFLite flatbuffer; TFLM reads it in place, so it stays in flash (const).\n"
+        "// The full-integer TFLite flatbuffer; TFLM reads it in place, so it stays in flash (const).\n"
         "extern const unsigned char g_model[];\n"
         "extern const unsigned int g_model_len;\n\n"
         "#endif  // EDGEGHOST_MODEL_DATA_H_\n"
@@ -250,16 +258,21 @@ def _model_settings_h(info: dict[str, Any]) -> str:
     for d in inp["shape"]:
         in_elems *= d
     labels = ",\n    ".join(_c_string(s) for s in info["labels"])
+    dtype = info.get("dtype", "int8")
+    rule = ("q = pixel - 128" if dtype == "int8" else "q = round(pixel / kInputScale)")
     return _HEADER.format(src=info["source"]) + (
         "#ifndef EDGEGHOST_MODEL_SETTINGS_H_\n"
         "#define EDGEGHOST_MODEL_SETTINGS_H_\n\n"
-        "// Input: raw int8 tensor as the model expects it (edgeghost models: q = pixel - 128, NHWC).\n"
+        "#include <cstdint>\n\n"
+        f"// Raw element type of the model's input and output tensors ({dtype}).\n"
+        f"using ModelIo = {IO_CTYPES[dtype]};\n\n"
+        f"// Input: raw {dtype} tensor as the model expects it (edgeghost models: {rule}, NHWC).\n"
         f"constexpr int kInputRank = {len(inp['shape'])};\n"
         f"constexpr int kInputDims[kInputRank] = {{{dims}}};\n"
-        f"constexpr int kInputSize = {in_elems};  // int8 elements = bytes\n"
+        f"constexpr int kInputSize = {in_elems};  // elements of ModelIo\n"
         f"constexpr float kInputScale = {_c_float(inp['scale'])};\n"
         f"constexpr int kInputZeroPoint = {inp['zero_point']};\n\n"
-        "// Output: int8 scores; real value = kOutputScale * (q - kOutputZeroPoint).\n"
+        f"// Output: {dtype} scores; real value = kOutputScale * (q - kOutputZeroPoint).\n"
         f"constexpr int kNumClasses = {out['shape'][-1]};\n"
         f"constexpr float kOutputScale = {_c_float(out['scale'])};\n"
         f"constexpr int kOutputZeroPoint = {out['zero_point']};\n\n"
@@ -274,34 +287,38 @@ def _model_settings_h(info: dict[str, Any]) -> str:
     )
 
 
-# Ops with an int8-only registration in TFLite-Micro (kernels/<header>): the resolver gets the int8 kernel alone,
-# so the linker drops the float/int16 paths (with CMSIS-NN: the int16 kernels and the reference fallbacks). Exact:
-# a full-integer model runs the same int8 code either way. Reference builds map them to the generic kernels.
+# Ops with an int8-only registration in TFLite-Micro (kernels/<header>): an int8 model's resolver gets the int8
+# kernel alone, so the linker drops the float/int16 paths (with CMSIS-NN: the int16 kernels and the reference
+# fallbacks). Exact: a full-integer model runs the same int8 code either way. Reference builds map them to the
+# generic kernels. An int16x8 model gets the generic registrations.
 INT8_REGISTRATIONS = {
     "ADD": "add.h", "CONV_2D": "conv.h", "DEPTHWISE_CONV_2D": "depthwise_conv.h", "FULLY_CONNECTED":
     "fully_connected.h", "MUL": "mul.h", "AVERAGE_POOL_2D": "pooling.h", "MAX_POOL_2D": "pooling.h", "PAD": "pad.h",
 }
 
 
-def model_ops_header(ops: Sequence[str], src: str) -> str:
-    """``model_ops.h`` for a model with these builtin ops (``src``: the model file named in its header)."""
-    return _model_ops_h(ops, resolver_methods(ops), src)
+def model_ops_header(ops: Sequence[str], src: str, dtype: str = "int8") -> str:
+    """``model_ops.h`` for a model with these builtin ops (``src``: the model file named in its header;
+    ``dtype``: its input/output type, ``int8`` or ``int16``)."""
+    return _model_ops_h(ops, resolver_methods(ops), src, dtype)
 
 
-def _model_ops_h(ops: Sequence[str], methods: Sequence[str], src: str) -> str:
+def _model_ops_h(ops: Sequence[str], methods: Sequence[str], src: str, dtype: str) -> str:
+    int8_only = INT8_REGISTRATIONS if dtype == "int8" else {}
     calls = "\n".join(
-        f"  if (resolver.{m}({f'tflite::Register_{op}_INT8()' if op in INT8_REGISTRATIONS else ''}) != kTfLiteOk) "
+        f"  if (resolver.{m}({f'tflite::Register_{op}_INT8()' if op in int8_only else ''}) != kTfLiteOk) "
         f"return kTfLiteError;  // {op}" for op, m in zip(ops, methods)
     )
-    headers = sorted({INT8_REGISTRATIONS[op] for op in ops if op in INT8_REGISTRATIONS})
+    headers = sorted({int8_only[op] for op in ops if op in int8_only})
     includes = "".join(f'#include "tensorflow/lite/micro/kernels/{h}"\n' for h in headers)
+    which = ("int8-only kernels where TFLite-Micro has them: the linker then\n// keeps only the code this "
+             "full-integer model runs." if int8_only else f"the generic kernels ({dtype} activations).")
     return _HEADER.format(src=src) + (
         "#ifndef EDGEGHOST_MODEL_OPS_H_\n"
         "#define EDGEGHOST_MODEL_OPS_H_\n\n"
         f"{includes}"
         '#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"\n\n'
-        "// Exactly the builtin ops the model uses, int8-only kernels where TFLite-Micro has them: the linker then\n"
-        "// keeps only the code this full-integer model runs.\n"
+        f"// Exactly the builtin ops the model uses, {which}\n"
         f"constexpr int kNumOps = {len(methods)};\n"
         "using ModelOpResolver = tflite::MicroMutableOpResolver<kNumOps>;\n\n"
         "// Registers every op once; a failure means the resolver is too small or an op is missing.\n"

@@ -65,6 +65,17 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return paths
 
 
+def _tiny_keras(keras):
+    shape = (40, 40, 1)
+    keras.utils.set_random_seed(0)
+    inp = keras.Input(shape, batch_size=1)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(inp)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+    x = keras.layers.Conv2D(16, 1, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, keras.layers.Dense(10)(x)), shape
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory):
     """A tiny int8 CNN with a [1, 40, 40, 1] input (conv, depthwise, pointwise, mean, dense): seconds to build
@@ -74,14 +85,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory):
     tf = pytest.importorskip("tensorflow")
     from edgeghost.export import firmware as fw
 
-    shape = (40, 40, 1)
-    tf.keras.utils.set_random_seed(0)
-    inp = tf.keras.Input(shape, batch_size=1)
-    x = tf.keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(inp)
-    x = tf.keras.layers.DepthwiseConv2D(3, padding="same", activation="relu")(x)
-    x = tf.keras.layers.Conv2D(16, 1, activation="relu")(x)
-    x = tf.keras.layers.GlobalAveragePooling2D()(x)
-    model = tf.keras.Model(inp, tf.keras.layers.Dense(10)(x))
+    model, shape = _tiny_keras(tf.keras)
     rng = np.random.default_rng(0)
 
     def calibration():
@@ -96,6 +100,23 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory):
     work = tmp_path_factory.mktemp("tiny")
     path = work / "tiny40.tflite"
     path.write_bytes(conv.convert())
+    return fw.model_from_tflite(path, work / "tflm")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_int16x8(tmp_path_factory: pytest.TempPathFactory):
+    """The same tiny CNN quantized by the export's own converter with 16-bit activations (int16x8); built with
+    tf_keras, the Keras the export's converter takes (onnx2tf's)."""
+    import numpy as np
+
+    tf_keras = pytest.importorskip("tf_keras")
+    from edgeghost.export import firmware as fw
+    from edgeghost.export.tflite import convert_quantized
+
+    model, shape = _tiny_keras(tf_keras)
+    pixels = np.random.default_rng(0).integers(0, 256, (8, *shape), dtype=np.uint8)
+    work = tmp_path_factory.mktemp("tiny16")
+    path = convert_quantized(model, work / "tiny40_int16x8.tflite", calib_images=pixels, mode="int16x8")
     return fw.model_from_tflite(path, work / "tflm")
 
 

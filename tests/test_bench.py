@@ -284,7 +284,8 @@ def test_study_folder_benches_baseline_and_every_variant(shared: dict[str, Path]
     from edgeghost.bench import study_checkpoints
 
     study = tmp_path / "study"
-    for run in ("baseline/seed0", "kd_resnet8_w2/seed0", "kd_resnet8_w2/seed1", "failed/seed0", "teacher_resnet8_w2"):
+    for run in ("baseline/seed0", "kd_resnet8_w2/seed0", "kd_resnet8_w2/seed1", "failed/seed0", "teacher_resnet8_w2",
+                "dgkd/seed0"):
         (study / run).mkdir(parents=True)
         shutil.copy(shared["checkpoint"], study / run / "best.pt")
     runs = [{"key": "baseline/seed0", "label": "baseline", "strategy": "baseline", "teachers": [], "seed": 0,
@@ -293,14 +294,17 @@ def test_study_folder_benches_baseline_and_every_variant(shared: dict[str, Path]
             *({"key": f"kd_resnet8_w2/seed{k}", "label": "KD", "strategy": "kd", "teachers": ["resnet8_w2"],
                "seed": k, "run_dir": str(study / f"kd_resnet8_w2/seed{k}"), "status": "done"} for k in (0, 1)),
             {"key": "failed/seed0", "label": "ensemble", "strategy": "ensemble", "seed": 0, "status": "failed",
-             "run_dir": str(study / "failed/seed0")}]
+             "run_dir": str(study / "failed/seed0")},
+            # still training (`--report-only` lists it): its best.pt so far is not a result
+            {"key": "dgkd/seed0", "label": "DGKD", "strategy": "dgkd", "seed": 0, "status": "pending",
+             "run_dir": str(study / "dgkd/seed0")}]
     (study / "study.json").write_text(json.dumps({"title": "t", "runs": runs, "teachers": [
         {"name": "resnet8_w2", "checkpoint": str(study / "teacher_resnet8_w2/best.pt")}]}))
     common = ["--formats", "torch", "--data-dir", str(shared["data"]), "--eval-samples", "8", *LATENCY_ARGS]
     assert main(["bench", "--study", str(study), *common, "--out", str(tmp_path / "a")]) == 0
     out = capsys.readouterr().out
     doc = json.loads((tmp_path / "a" / "results.json").read_text())
-    # Teachers and failed runs are not variants; one row per seed.
+    # Teachers, failed and unfinished runs are not variants; one row per seed.
     assert [r["model"] for r in doc["rows"]] == ["baseline seed 0", "KD (resnet8_w2) seed 0", "KD (resnet8_w2) seed 1"]
     assert all(r["status"] == "ok" and r["top1_pct"] is not None for r in doc["rows"])
     assert "KD (resnet8_w2) seed 1" in out
@@ -311,7 +315,8 @@ def test_study_folder_benches_baseline_and_every_variant(shared: dict[str, Path]
     assert [label for label, _ in study_checkpoints(study)] == ["baseline"]
     (study / "study.json").unlink()
     assert [label for label, _ in study_checkpoints(study)] == [
-        "baseline/seed0", "failed/seed0", "kd_resnet8_w2/seed0", "kd_resnet8_w2/seed1", "teacher_resnet8_w2"]
+        "baseline/seed0", "dgkd/seed0", "failed/seed0", "kd_resnet8_w2/seed0", "kd_resnet8_w2/seed1",
+        "teacher_resnet8_w2"]
 
 
 def test_reparam_latency_benchmark_smoke_run(tmp_path: Path) -> None:

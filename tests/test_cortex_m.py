@@ -114,3 +114,29 @@ def test_bench_cortex_m4_reports_instructions_flash_and_arena(tiny_model: fw.Mod
     assert row["instructions"] > 0
     assert abs(row["instructions"] - direct["mean"]) <= 0.001 * direct["mean"]
     assert row["flash_kib"] > 0 and row["arena_kib"] > 0
+
+
+@pytest.mark.parametrize("target,kernels", [("host", "reference"), ("cortex-m4", "cmsis-nn")])
+def test_int16x8_firmware_reproduces_tflm(target: str, kernels: str, tiny_model_int16x8: fw.ModelSource,
+                                          tiny_model: fw.ModelSource, images: np.ndarray, tflm_root: Path,
+                                          cache_dir: Path, m4_runs: dict[str, fw.FirmwareResult],
+                                          tmp_path: Path) -> None:
+    """The 16-bit-activation model through the same firmware (``ModelIo`` = int16_t): every int16 score equals the
+    TFLite-Micro Python interpreter's on the host program and under QEMU with CMSIS-NN's int16 kernels, and it
+    costs more arena and instructions than the int8 model of the same network."""
+    assert tiny_model_int16x8.info["dtype"] == "int16"
+    res = fw.make_firmware(tiny_model_int16x8, tmp_path / target, target=target, kernels=kernels, images=images,
+                           run=True, tflm_dir=tflm_root, cache_dir=cache_dir)
+    assert res.check.identical and res.check.run.passed is not False
+    np.testing.assert_array_equal(res.check.outputs, res.check.expected)
+    assert np.abs(res.check.outputs).max() > 127  # int16 scores arrive whole, not cut to int8
+    assert "using ModelIo = int16_t;" in (res.project / "src/model_settings.h").read_text()
+    assert "_INT8()" not in (res.project / "src/model_ops.h").read_text()
+    assert res.model.info["arena_bytes"] > tiny_model.info["arena_bytes"]
+    if target == "cortex-m4":
+        assert res.instructions["mean"] > m4_runs[kernels].instructions["mean"]
+
+
+def test_mlperf_harness_refuses_an_int16x8_model(tiny_model_int16x8: fw.ModelSource, tmp_path: Path) -> None:
+    with pytest.raises(EdgeGhostError, match="MLPerf Tiny harness runs int8 models"):
+        fw.generate_firmware(tiny_model_int16x8, tmp_path / "mlperf", target="mlperf-tiny")

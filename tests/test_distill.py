@@ -251,6 +251,16 @@ def test_study_over_seeds_writes_statistics_and_study_json(data, teacher, tmp_pa
     again = run_study(base, study)  # every run is complete: nothing is retrained
     assert {r["status"] for r in again["runs"]} == {"skipped"}
     assert [r["final_top1"] for r in again["runs"]] == [r["final_top1"] for r in runs]
+    # --report-only with a seed not trained yet: its runs are pending, nothing trains, the statistics are the
+    # finished seeds' own.
+    partial = run_study(base, dataclasses.replace(study, seeds=(0, 1, 2), report_only=True))
+    by_status = {s: [r for r in partial["runs"] if r["status"] == s] for s in ("skipped", "pending")}
+    assert len(by_status["skipped"]) == 12 and {r["seed"] for r in by_status["pending"]} == {2}
+    assert not (tmp_path / "study" / "baseline" / "seed2").exists() and not partial["failed"]
+    kd_partial = next(s for s in partial["summary"] if s["group"] == "kd_resnet8_w0.5")
+    assert kd_partial["n"] == 2 and kd_partial["delta_mean"] == pytest.approx(np.mean(diffs))
+    assert kd_partial["pending"] == ["kd_resnet8_w0.5/seed2"]
+    assert "| baseline | 2 | – | – | – | pending |" in Path(partial["markdown"]).read_text()
 
 
 def test_sweep_writes_its_own_table(data, teacher, tmp_path):

@@ -59,7 +59,7 @@ def export_dir(tmp_path_factory: pytest.TempPathFactory, ckpt: Path, data_dir: P
     try:
         rc = main(["export", "--checkpoint", str(ckpt), "--int8", "--data-dir", str(data_dir),
                    "--out", "exports/gns", "--calib-samples", "32", "--eval-samples", "24", "--tflm-samples", "16",
-                   "--layer-report",
+                   "--layer-report", "--int16x8",
                    "--quiet"])
     finally:
         os.chdir(cwd)
@@ -95,6 +95,38 @@ def test_export_folder_contract(export_dir: Path) -> None:
         assert hashlib.sha256(data).hexdigest() == entry["sha256"] and len(data) == entry["bytes"], rel
     settings = (export_dir / "tflm" / "model_settings.h").read_text()
     assert f"kTensorArenaSize = {manifest['tflm']['arena_bytes']};" in settings
+    assert "using ModelIo = int8_t;" in settings
+
+
+def test_int16x8_export_has_its_own_tflm_files(export_dir: Path) -> None:
+    """``--int16x8`` also writes ``tflm_int16x8/``: int16 I/O in the settings, the generic (not int8-only) kernel
+    registrations, its own measured arena, and TFLite-Micro gated against LiteRT's reference kernels."""
+    from edgeghost.export.pipeline import TFLM_TOLERANCE_LSB_INT16
+    from edgeghost.export.tflite import inspect_tflite
+
+    manifest = json.loads((export_dir / "manifest.json").read_text())
+    tflm16 = manifest["tflm_int16x8"]
+    assert tflm16["dtype"] == "int16" and manifest["tflm"]["dtype"] == "int8"
+    assert tflm16["arena_bytes"] > manifest["tflm"]["arena_bytes"]  # 16-bit activations
+    settings = (export_dir / "tflm_int16x8" / "model_settings.h").read_text()
+    assert "using ModelIo = int16_t;" in settings and f"kTensorArenaSize = {tflm16['arena_bytes']};" in settings
+    ops16 = (export_dir / "tflm_int16x8" / "model_ops.h").read_text()
+    assert "_INT8()" not in ops16 and "AddConv2D()" in ops16
+    assert "Register_CONV_2D_INT8()" in (export_dir / "tflm" / "model_ops.h").read_text()
+    checks = manifest["checks"]
+    assert checks["tflm_vs_litert_reference_images_int16x8"] == 16
+    assert 0 <= checks["tflm_vs_litert_reference_max_lsb_int16x8"] <= TFLM_TOLERANCE_LSB_INT16
+    # CMSIS-NN's int16 FULLY_CONNECTED takes per-tensor weights only: the classifier's have one scale.
+    from edgeghost.runtime.tflite_file import _schema
+
+    schema = _schema()
+    model = schema.ModelT.InitFromPackedBuf((export_dir / "model_int16x8.tflite").read_bytes(), 0)
+    graph = model.subgraphs[0]
+    codes = [model.operatorCodes[op.opcodeIndex] for op in graph.operators]
+    fcs = [op for op, c in zip(graph.operators, codes) if max(c.builtinCode, c.deprecatedBuiltinCode) ==
+           schema.BuiltinOperator.FULLY_CONNECTED]
+    assert fcs and all(len(graph.tensors[op.inputs[1]].quantization.scale) == 1 for op in fcs)
+    assert inspect_tflite(export_dir / "model_int16x8.tflite").per_channel_tensors > 10  # the convs keep theirs
 
 
 def test_layer_report_ranks_int8_error_per_op(export_dir: Path) -> None:
@@ -198,10 +230,13 @@ def test_export_is_byte_reproducible(tmp_path: Path, export_dir: Path, ckpt: Pat
     assert rc == 0
     first = json.loads((export_dir / "manifest.json").read_text())
     again = json.loads((out / "manifest.json").read_text())
-    shared = set(again["files"]) - {"fidelity.json", "fidelity.md"}  # the first export also has the layer report
+    # The first export also has the layer report and the int16x8 model: compare what both made.
+    shared = set(again["files"]) - {"fidelity.json", "fidelity.md"}
     assert {"model.onnx", "model_fp32.tflite", "model_int8.tflite", "tflm/model_data.cc"} <= shared
     assert {k: again["files"][k] for k in shared} == {k: first["files"][k] for k in shared}
-    assert again["checks"] == first["checks"] and again["quantization"] == first["quantization"]
+    assert again["checks"] == {k: first["checks"][k] for k in again["checks"]}
+    assert again["quantization"] == {k: first["quantization"][k] for k in again["quantization"]}
+    assert "tflm_int16x8" not in again and "tflm_int16x8/model_data.cc" in first["files"]
 
 
 def _bad(args: list[str], out: Path, capsys: pytest.CaptureFixture[str], match: str) -> None:

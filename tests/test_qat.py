@@ -94,6 +94,28 @@ def test_fake_quant_model_is_the_deploy_form_on_the_int8_grid(gns: torch.nn.Modu
             assert torch.allclose(levels, levels.round(), atol=1e-3) and levels.abs().max() <= 127.001
 
 
+
+def test_int8_weights_mode_rounds_the_weights_and_nothing_else(gns: torch.nn.Module, data_dir: Path) -> None:
+    """``float_mode(int8_weights=True)`` (what int8 weights alone cost): the deploy model with every conv/linear
+    weight on its per-channel int8 grid and float activations; the ranges are left untouched."""
+    train = load_split("fashion_mnist", "train", data_dir)
+    net = prepare_qat(gns, calibration_images(train.images, 64), **NORM)
+    rounded = reparameterize(gns)
+    with torch.no_grad():
+        for m in rounded.modules():
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+                scale = m.weight.abs().flatten(1).amax(1).clamp_min(1e-12) / 127
+                shape = (-1,) + (1,) * (m.weight.dim() - 1)
+                m.weight.copy_((m.weight / scale.view(shape)).round() * scale.view(shape))
+    ranges = net.ranges()
+    x = _x(train.images[100:116])
+    with torch.no_grad(), net.float_mode(int8_weights=True):
+        y = net(x)
+    assert torch.allclose(y, rounded(x), atol=1e-5)
+    with torch.no_grad(), net.float_mode():
+        assert not torch.allclose(y, net(x), atol=1e-5)  # the rounding did change the logits
+    assert net.ranges() == ranges
+
 def test_bad_inputs(gns: torch.nn.Module) -> None:
     with pytest.raises(EdgeGhostError, match="uint8 NHWC"):
         prepare_qat(gns, np.zeros((4, 32, 32, 3), np.float32), **NORM)

@@ -63,6 +63,9 @@ def test_cards_match_the_shipped_weights() -> None:
         assert card["weights"] == f"{card['name']}.pt" and card["name"] in shipped()
         assert (CARDS_DIR / f"{card['name']}.md").is_file()
         assert 0 <= card["int8_agreement"] <= 1 and card["top1"]["test_images"] > 0
+        q = card["int16x8"]  # the 16-bit-activation model of the same weights, on the same test images
+        assert 0 <= q["agreement"] <= 1 and q["test_images"] == card["top1"]["test_images"]
+        assert q["arena_bytes"] > card["arena_bytes"]  # 16-bit activations need more arena
     # The card's accuracy rows are the export's, measured from these exact weights.
     from edgeghost.sysinfo import file_digest
 
@@ -88,6 +91,8 @@ def test_card_reuses_only_an_export_of_the_same_weights(tmp_path: Path) -> None:
     (out / "model_int8.tflite").write_bytes(b"")
     (out / "tflm").mkdir()
     (out / "tflm" / "model.tflite").write_bytes(b"")  # the embedded (names stripped) flatbuffer
+    (out / "tflm_int16x8").mkdir()
+    (out / "tflm_int16x8" / "model.tflite").write_bytes(b"")  # and the int16x8 model's
     from edgeghost.sysinfo import file_digest
 
     ladder = [{"stage": "TFLite int8 (LiteRT reference kernels)", "top1_accuracy": 0.9, "samples": 100}]
@@ -109,6 +114,9 @@ def test_card_reuses_only_an_export_of_the_same_weights(tmp_path: Path) -> None:
     (out / "tflm" / "model.tflite").unlink()  # an export from before the firmware flatbuffer lost its names
     assert _reusable_export(out, weights, 100) is None
     (out / "tflm" / "model.tflite").write_bytes(b"")
+    (out / "tflm_int16x8" / "model.tflite").unlink()  # an export from before cards carried the int16x8 model
+    assert _reusable_export(out, weights, 100) is None
+    (out / "tflm_int16x8" / "model.tflite").write_bytes(b"")
     manifest["weights"]["sha256"] = "0" * 64  # other weights
     (out / "manifest.json").write_text(json.dumps(manifest))
     assert _reusable_export(out, weights, 100) is None

@@ -16,10 +16,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=float, help="width multiplier 0.25–4.0 (default 1.0; must match a checkpoint)")
     p.add_argument("--out", help="output folder (default: exports/<model>_w<width>)")
     p.add_argument("--formats", type=lambda v: [f for f in v.split(",") if f],
-                   help="comma-separated artefacts: onnx, tflite_fp32, tflite_int8, tflm, tflite_int16x8; each brings "
-                        "the stages it is made from (default: onnx,tflite_fp32)")
+                   help="comma-separated artefacts: onnx, tflite_fp32, tflite_int8, tflm, tflite_int16x8, "
+                        "tflm_int16x8; each brings the stages it is made from (default: onnx,tflite_fp32)")
     p.add_argument("--int8", action="store_true", help="also write the full-integer int8 model and tflm/ files")
-    p.add_argument("--int16x8", action="store_true", help="also write a 16-bit-activation, 8-bit-weight model")
+    p.add_argument("--int16x8", action="store_true",
+                   help="also write a 16-bit-activation, 8-bit-weight model and its tflm_int16x8/ files")
     p.add_argument("--dataset", help="calibration/eval dataset without a checkpoint (default: fashion_mnist)")
     p.add_argument("--data-dir", help="folder with the dataset files (default: the dataset's standard place)")
     p.add_argument("--calib-samples", type=int, default=500, help="training images for int8 calibration "

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 HELP = ("generate TFLite-Micro firmware (host, Cortex-M4/M7/M33/M55, STM32 NUCLEO, ESP32-S3, Arduino, MLPerf Tiny) "
-        "for an int8 model")
+        "for an int8 (or int16x8) model")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -14,13 +14,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     # choices on a wrong one; importing it here would make `edgeghost --help` load TensorFlow.
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--export", type=Path, help="export folder from `edgeghost export --int8`")
-    src.add_argument("--tflite", type=Path, help="any int8 .tflite (TFLM files are generated, arena measured)")
+    src.add_argument("--tflite", type=Path,
+                     help="any int8 or int16x8 .tflite (TFLM files are generated, arena measured)")
     src.add_argument("--pretrained", metavar="NAME",
                      help="a shipped zoo model (`edgeghost zoo`): its export in exports/NAME, made now if missing")
     p.add_argument("--target", required=True,
                    help="host, mlperf-tiny, cortex-m4, cortex-m7, cortex-m33, cortex-m55, netduinoplus2 (QEMU), "
                         "nucleo-f446re, nucleo-l4r5zi (flashed with `edgeghost flash`), esp32s3, arduino")
     p.add_argument("--out", type=Path, required=True, help="project folder to write (replaced)")
+    p.add_argument("--int16x8", action="store_true",
+                   help="with --export: its 16-bit-activation model (tflm_int16x8/, from `edgeghost export --int16x8`)")
     p.add_argument("--kernels", default="reference",
                    help="TFLM kernels: reference, or cmsis-nn for Cortex-M (default: %(default)s)")
     p.add_argument("--app", default="classifier",
@@ -55,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         dataset=args.dataset, data_dir=args.data_dir, labels=args.labels.split(",") if args.labels else None,
         build=args.build, run=args.run, tflm_dir=args.tflm_dir, app=args.app,
         cache_dir=args.cache_dir or fw.default_cache_dir(), jobs=args.jobs,
+        precision="int16x8" if args.int16x8 else "int8",
     )
     info = res.model.info
     print(f"wrote {res.target} project to {res.project} ({len(info['ops'])} ops, arena {info['arena_bytes']} B, "
@@ -79,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         print(fw.format_instructions(counts))
         print(f"instructions written to {res.report}")
     verdict = "identical" if check.identical else "DIFFERENT"
-    print(f"{res.target} ({res.kernels}): int8 outputs {verdict} on {len(check.outputs)} inputs")
+    print(f"{res.target} ({res.kernels}): {info.get('dtype', 'int8')} outputs {verdict} on {len(check.outputs)} inputs")
     if res.top1 is not None:
         print(f"top-1 of the firmware's answers: {res.top1:.2f} % on the {res.images_origin}")
     return 0 if check.identical and check.run.passed is not False else 1

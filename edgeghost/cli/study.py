@@ -53,6 +53,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpus-per-run", type=float, default=0.0, help="Ray: GPUs per run (fractions share a GPU)")
     p.add_argument("--max-retries", type=int, default=1,
                    help="Ray: retries of a run whose worker crashed or raised (it resumes from last.pt)")
+    p.add_argument("--report-only", action="store_true",
+                   help="write the report from the runs that have finished and train nothing (a study still running "
+                        "elsewhere); unfinished runs are listed as pending")
     p.add_argument("--sweep-alpha", type=_floats, default=None, help="α grid, e.g. 0.1,0.5,0.9 (sweep mode)")
     p.add_argument("--sweep-temperature", type=_floats, default=None, help="T grid, e.g. 1,4 (sweep mode)")
     add_config_arguments(p, rename={"model": "student", "width": "student_width"}, skip=("resume",))
@@ -68,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         teachers=tuple(args.teachers), assistants=tuple(args.assistants), alpha=args.alpha,
         temperature=args.temperature, strategies=tuple(args.strategies), seeds=args.seeds, roles=tuple(args.roles),
         compare_arch=args.compare_arch, ray_address=args.ray, cpus_per_run=args.cpus_per_run,
-        gpus_per_run=args.gpus_per_run, max_retries=args.max_retries,
+        gpus_per_run=args.gpus_per_run, max_retries=args.max_retries, report_only=args.report_only,
     )
     if args.sweep_alpha or args.sweep_temperature:
         alphas, temperatures = args.sweep_alpha or [0.5], args.sweep_temperature or [1.0]

@@ -387,9 +387,10 @@ class QATNet(nn.Module):
         return super().train(mode)
 
     @contextmanager
-    def _float(self) -> Iterator[list[ActQuant]]:
-        """Fake quantization off: weights float, every activation quantizer observing (and recording)."""
-        weights = [m for m in self.modules() if isinstance(m, WeightQuant)]
+    def _float(self, *, int8_weights: bool = False) -> Iterator[list[ActQuant]]:
+        """Fake quantization off: weights float (unless ``int8_weights``), every activation quantizer observing
+        (and recording)."""
+        weights = [] if int8_weights else [m for m in self.modules() if isinstance(m, WeightQuant)]
         acts = [m for m in self.modules() if isinstance(m, ActQuant)]
         for m in weights:
             m.enabled = False
@@ -404,11 +405,12 @@ class QATNet(nn.Module):
                 m.observing = False
 
     @contextmanager
-    def float_mode(self) -> Iterator[None]:
-        """Run the plain float deploy model (no fake quantization; the ranges are left as they are)."""
+    def float_mode(self, *, int8_weights: bool = False) -> Iterator[None]:
+        """Run the plain float deploy model (no fake quantization; the ranges are left as they are), or with
+        ``int8_weights`` its per-channel int8 weights on float activations (what int8 weights alone cost)."""
         saved = {k: v.clone() for k, v in self.state_dict().items() if k.endswith(RANGE_SUFFIXES)}
         try:
-            with self._float():
+            with self._float(int8_weights=int8_weights):
                 yield
         finally:
             self.load_state_dict(saved, strict=False)

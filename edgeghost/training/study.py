@@ -31,10 +31,10 @@ Each run folder is an ordinary training run (``best.pt``, ``last.pt``, ``metrics
                 "run_dir": "<study>/kd_resnet18_w1/seed0",          # the student's folder (…/student in chains)
                 "best_checkpoint": "<study>/kd_resnet18_w1/seed0/best.pt",
                 "best_top1": 91.2, "final_top1": 91.1, "epochs_done": 30, "epochs": 30, "params": 195038,
-                "status": "done" | "skipped" | "partial" | "failed", "error": null,
+                "status": "done" | "skipped" | "partial" | "failed" | "pending" (--report-only), "error": null,
                 "wall_s": …, "s_per_epoch": …, "host": … }, … ],
      "teachers": [ {"name", "checkpoint", "best_top1", "final_top1", "params", "run_dir"} ],
-     "summary": [ {"group", "strategy", "label", "teachers", "alpha", "temperature", "n", "seeds",
+     "summary": [ {"group", "strategy", "label", "teachers", "alpha", "temperature", "n", "seeds", "failed", "pending",
                    "final_mean", "final_std", "best_mean", "best_std", "delta_mean", "delta_std",
                    "ci95": [lo, hi], "t", "p", "reading"} ],
      "verdict": [str], "budget": {…}, "failed": [key, …]}
@@ -96,6 +96,9 @@ class StudyConfig:
     cpus_per_run: float = 1.0
     gpus_per_run: float = 0.0
     max_retries: int = 1
+    # Write the report from the runs that have finished and train nothing (a study still running elsewhere);
+    # unfinished runs are listed as "pending" and left out of the statistics.
+    report_only: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -432,7 +435,13 @@ def _absolute(spec: RunSpec) -> RunSpec:
     return dataclasses.replace(spec, teachers=fix(spec.teachers), assistants=fix(spec.assistants))
 
 
+def _pending_row(spec: RunSpec) -> dict[str, Any]:
+    return {**_failed_row(spec, EdgeGhostError("not finished")), "status": "pending", "error": None}
+
+
 def _dispatch(base: TrainConfig, specs: list[RunSpec], root: Path, study: StudyConfig, desc: str) -> list[dict]:
+    if study.report_only:  # finished runs are read back (execute_run trains nothing for them), the rest wait
+        return [execute_run(base, s, root) if _is_complete(s, root) else _pending_row(s) for s in specs]
     if study.ray_address is None:
         return _run_local(base, specs, root, desc)
     return _run_ray(base, specs, root, study, desc)
@@ -684,7 +693,9 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "group": group, "strategy": first["strategy"], "label": first["label"],
             "teachers": first["teachers"], "alpha": first["alpha"], "temperature": first["temperature"],
             "model": first["model"], "width": first["width"], "params": next((r["params"] for r in ok), None),
-            "n": len(ok), "seeds": [r["seed"] for r in ok], "failed": [r["key"] for r in members if r not in ok],
+            "n": len(ok), "seeds": [r["seed"] for r in ok],
+            "failed": [r["key"] for r in members if r["status"] == "failed"],
+            "pending": [r["key"] for r in members if r["status"] in ("pending", "partial")],
             "final_mean": final_mean, "final_std": final_std, "best_mean": best_mean, "best_std": best_std,
             "delta_mean": None, "delta_std": None, "ci95": None, "t": None, "p": None, "n_paired": 0,
         }
@@ -880,7 +891,7 @@ def _plot(rows: list[dict[str, Any]], summary: list[dict[str, Any]], path: Path,
     for s in shown:
         curves = []
         for r in rows:
-            if r["group"] == s["group"] and r["status"] != "failed":
+            if r["group"] == s["group"] and r["status"] not in ("failed", "pending"):
                 metrics = Path(r["run_dir"]) / "metrics.jsonl"
                 if metrics.exists():
                     curves.append([json.loads(x)["test_acc"] for x in metrics.read_text().splitlines() if x.strip()])

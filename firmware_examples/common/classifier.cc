@@ -42,28 +42,29 @@ bool ClassifierSetup(tflite::MicroProfilerInterface* profiler) {
   // The generated settings and the model must agree, or every later read would be wrong.
   const TfLiteTensor* input = interpreter->input(0);
   const TfLiteTensor* output = interpreter->output(0);
-  if (input->type != kTfLiteInt8 || input->bytes != static_cast<size_t>(kInputSize) ||
-      output->type != kTfLiteInt8 || output->bytes != static_cast<size_t>(kNumClasses)) {
+  constexpr TfLiteType kIoType = sizeof(ModelIo) == 1 ? kTfLiteInt8 : kTfLiteInt16;
+  if (input->type != kIoType || input->bytes != kInputSize * sizeof(ModelIo) ||
+      output->type != kIoType || output->bytes != kNumClasses * sizeof(ModelIo)) {
     MicroPrintf("model I/O does not match model_settings.h");
     return false;
   }
   return true;
 }
 
-bool ClassifierInvoke(const int8_t* input, int8_t* scores) {
-  // Inputs are already int8 in the model's quantization (q = pixel - 128 for edgeghost exports).
-  std::memcpy(interpreter->input(0)->data.int8, input, kInputSize);
+bool ClassifierInvoke(const ModelIo* input, ModelIo* scores) {
+  // Inputs are already in the model's quantization (int8 edgeghost exports: q = pixel - 128).
+  std::memcpy(interpreter->input(0)->data.data, input, kInputSize * sizeof(ModelIo));
   if (interpreter->Invoke() != kTfLiteOk) {
     MicroPrintf("Invoke failed");
     return false;
   }
-  std::memcpy(scores, interpreter->output(0)->data.int8, kNumClasses);
+  std::memcpy(scores, interpreter->output(0)->data.data, kNumClasses * sizeof(ModelIo));
   return true;
 }
 
 size_t ClassifierArenaUsedBytes() { return interpreter->arena_used_bytes(); }
 
-int ClassifierArgMax(const int8_t* scores) {
+int ClassifierArgMax(const ModelIo* scores) {
   int best = 0;
   for (int i = 1; i < kNumClasses; ++i) {
     if (scores[i] > scores[best]) best = i;

@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "model_settings.h"  // ModelIo: the model's raw input/output type (int8_t, or int16_t for int16x8)
+
 namespace tflite {
 class MicroProfilerInterface;
 }  // namespace tflite
@@ -15,13 +17,13 @@ class MicroProfilerInterface;
 // Returns false after logging why (bad schema version, op registration, arena too small, wrong I/O shape).
 bool ClassifierSetup(tflite::MicroProfilerInterface* profiler = nullptr);
 
-// Runs one raw int8 input of kInputSize bytes and copies the kNumClasses raw int8 scores into `scores`.
-bool ClassifierInvoke(const int8_t* input, int8_t* scores);
+// Runs one raw input of kInputSize elements and copies the kNumClasses raw scores into `scores`.
+bool ClassifierInvoke(const ModelIo* input, ModelIo* scores);
 
 // Bytes of the arena the interpreter actually used (valid after ClassifierSetup).
 size_t ClassifierArenaUsedBytes();
 
 // Index of the highest score (first one on ties, like numpy.argmax).
-int ClassifierArgMax(const int8_t* scores);
+int ClassifierArgMax(const ModelIo* scores);
 
 #endif  // EDGEGHOST_CLASSIFIER_H_

@@ -27,6 +27,8 @@ DEPFLAGS = -MMD -MP
 # TFLM objects (and the header below) are written under a temporary name and renamed into place, so builds sharing
 # TFLM_OBJ_DIR at the same time (two `edgeghost firmware` runs at once) never read a half-written file.
 TMP = $@.$$$$
+TMP_DEPS = $(DEPFLAGS) -MT $@ -MF $(TMP).d
+PUBLISH = mv -f $(TMP).d $(@:.o=.d) && mv -f $(TMP) $@
 
 # Precompiled flatbuffers schema for the TFLM sources: it is most of the parse time of each file (~2.5x faster).
 # Intermediate, so make deletes the large .gch after the build and recreates it only when objects must rebuild.
@@ -44,13 +46,11 @@ endif
 
 $(TFLM_OBJ_DIR)/%.cc.o: $(TFLM_DIR)/%.cc | $(PCH)
 	@mkdir -p $(dir $@)
-	$(CXX) $(CXXFLAGS) $(DEPFLAGS) -MT $@ -MF $(TMP).d $(PCH_FLAGS) $(INCLUDES) -c $< -o $(TMP) \
-		&& mv -f $(TMP).d $(@:.o=.d) && mv -f $(TMP) $@
+	$(CXX) $(CXXFLAGS) $(TMP_DEPS) $(PCH_FLAGS) $(INCLUDES) -c $< -o $(TMP) && $(PUBLISH)
 
 $(TFLM_OBJ_DIR)/%.c.o: $(TFLM_DIR)/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(DEPFLAGS) -MT $@ -MF $(TMP).d $(INCLUDES) -c $< -o $(TMP) \
-		&& mv -f $(TMP).d $(@:.o=.d) && mv -f $(TMP) $@
+	$(CC) $(CFLAGS) $(TMP_DEPS) $(INCLUDES) -c $< -o $(TMP) && $(PUBLISH)
 
 # APP_DEFINES (the board's, from board.mk) reach the application sources only, never the shared TFLM objects.
 $(BUILD_DIR)/app/%.cc.o: src/%.cc

@@ -1,5 +1,5 @@
 // Bare-metal Cortex-M firmware (QEMU mps2/mps3 and netduinoplus2 machines, STM32 NUCLEO boards).
-// Runs the test inputs embedded in test_data.cc, compares every int8 output with the TFLite-Micro Python
+// Runs the test inputs embedded in test_data.cc, compares every raw output with the TFLite-Micro Python
 // interpreter's output for the same input (also embedded), prints on the console (semihosting or the board's
 // USART), and exits 0 only if
 // all outputs are identical: the exit code is the test verdict. It also reports what each inference costs in
@@ -41,7 +41,7 @@ bool setup() {
 
 // One input per call: read -> invoke -> report, as a sensor loop would.
 bool loop(int index) {
-  int8_t scores[kNumClasses];
+  ModelIo scores[kNumClasses];
   const uint32_t start_cycles = PlatformCycles();
   const uint32_t start_ticks = PlatformTicks();
   if (!ClassifierInvoke(kTestInputs[index], scores)) return false;
@@ -64,7 +64,7 @@ bool loop(int index) {
 
 // One more inference of the first input with the profiler on: ticks per op type, and the whole for comparison.
 bool profile() {
-  int8_t scores[kNumClasses];
+  ModelIo scores[kNumClasses];
   profiler.Enable(true);
   const uint32_t start = PlatformTicks();
   const bool ok = ClassifierInvoke(kTestInputs[0], scores);

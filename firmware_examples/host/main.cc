@@ -1,7 +1,7 @@
 // Host (Linux) firmware: the same TFLite-Micro classifier as on the microcontroller, fed from a file.
 //   usage: edgeghost_fw IMAGES.bin
-// IMAGES.bin holds N raw int8 inputs of kInputSize bytes each (for edgeghost models: pixel - 128, NHWC).
-// Prints one "result" line per image: class, label, raw int8 scores, dequantized scores, time.
+// IMAGES.bin holds N raw inputs of kInputSize ModelIo elements each (int8 edgeghost models: pixel - 128, NHWC).
+// Prints one "result" line per image: class, label, raw scores, dequantized scores, time.
 #include <chrono>
 #include <cstdio>
 #include <vector>
@@ -10,7 +10,7 @@
 #include "model_settings.h"
 
 namespace {
-std::vector<int8_t> images;
+std::vector<ModelIo> images;
 int num_images = 0;
 int next_image = 0;
 }  // namespace
@@ -25,16 +25,17 @@ bool setup(const char* path) {
   std::fseek(f, 0, SEEK_END);
   const long bytes = std::ftell(f);
   std::fseek(f, 0, SEEK_SET);
-  if (bytes <= 0 || bytes % kInputSize != 0) {
-    std::fprintf(stderr, "%s: %ld bytes is not a multiple of the input size %d\n", path, bytes, kInputSize);
+  const long input_bytes = static_cast<long>(kInputSize * sizeof(ModelIo));
+  if (bytes <= 0 || bytes % input_bytes != 0) {
+    std::fprintf(stderr, "%s: %ld bytes is not a multiple of the input size %ld\n", path, bytes, input_bytes);
     std::fclose(f);
     return false;
   }
-  images.resize(bytes);
+  images.resize(bytes / sizeof(ModelIo));
   const size_t got = std::fread(images.data(), 1, bytes, f);
   std::fclose(f);
   if (got != static_cast<size_t>(bytes)) return false;
-  num_images = static_cast<int>(bytes / kInputSize);
+  num_images = static_cast<int>(bytes / input_bytes);
   // Interpreter, ops and arena: the part shared with every microcontroller target.
   if (!ClassifierSetup()) return false;
   std::printf("arena used %zu of %d bytes\n", ClassifierArenaUsedBytes(), kTensorArenaSize);
@@ -43,8 +44,8 @@ bool setup(const char* path) {
 
 // One image per call: input -> invoke -> report, like a sensor loop on a board.
 bool loop() {
-  int8_t scores[kNumClasses];
-  const int8_t* input = images.data() + static_cast<size_t>(next_image) * kInputSize;
+  ModelIo scores[kNumClasses];
+  const ModelIo* input = images.data() + static_cast<size_t>(next_image) * kInputSize;
   const auto start = std::chrono::steady_clock::now();
   if (!ClassifierInvoke(input, scores)) return false;
   const auto stop = std::chrono::steady_clock::now();

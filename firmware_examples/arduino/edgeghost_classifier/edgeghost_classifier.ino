@@ -1,5 +1,5 @@
 // Arduino sketch (Arduino TFLite-Micro library, e.g. Nano 33 BLE Sense): runs the embedded test inputs in a
-// loop and prints class, raw int8 scores and microseconds per inference on Serial.
+// loop and prints class, raw scores and microseconds per inference on Serial.
 #include <TensorFlowLite.h>  // makes the Arduino builder add the TFLM library (headers used by classifier.cpp)
 
 #include "classifier.h"
@@ -30,7 +30,7 @@ void setup() {
 // One input per call: read -> invoke -> report, then wait a second.
 void loop() {
   if (!ready) return;
-  int8_t scores[kNumClasses];
+  ModelIo scores[kNumClasses];
   const unsigned long start = micros();
   if (!ClassifierInvoke(kTestInputs[next_input], scores)) return;
   const unsigned long us = micros() - start;

@@ -1,5 +1,5 @@
 // ESP32-S3 firmware (ESP-IDF + esp-tflite-micro with ESP-NN): runs the embedded test inputs in a loop and
-// prints class, raw int8 scores and CPU cycles per inference on the serial console.
+// prints class, raw scores and CPU cycles per inference on the serial console.
 #include <cstdio>
 
 #include "classifier.h"
@@ -22,7 +22,7 @@ bool setup() {
 
 // One input per call: read -> invoke -> report.
 void loop() {
-  int8_t scores[kNumClasses];
+  ModelIo scores[kNumClasses];
   const uint32_t start = esp_cpu_get_cycle_count();
   if (!ClassifierInvoke(kTestInputs[next_input], scores)) return;
   const uint32_t cycles = esp_cpu_get_cycle_count() - start;
