@@ -369,12 +369,23 @@ def _study(name: str) -> str:
 
 
 STUDY_BENCH = "distill_bench_host.json"
+STUDY_BENCH_CHAINS = "distill_bench_host_chains.json"
 
 
 @section("distill_bench")
 def distill_bench() -> str:
     """Baseline and every distilled variant of the study through the deploy chain (edgeghost bench --study)."""
-    record = _results(STUDY_BENCH)
+    return _distill_bench(STUDY_BENCH)
+
+
+@section("distill_bench_chains")
+def distill_bench_chains() -> str:
+    """The same for the study's Teacher-Assistant / ensemble half."""
+    return _distill_bench(STUDY_BENCH_CHAINS)
+
+
+def _distill_bench(name: str) -> str:
+    record = _results(name)
     rows = []
     for r in record["rows"]:
         if r["status"] != "ok":
@@ -386,7 +397,7 @@ def distill_bench() -> str:
     return (f"`edgeghost bench --device host --study DIR` on the study above: {samples:,} test images, one thread, "
             "LiteRT (XNNPACK) on this CPU.\n\n"
             + _table(["run", "format", "top-1", "ms / image", "size"], "llrrr", rows) + "\n\n"
-            + _source(STUDY_BENCH, record))
+            + _source(name, record))
 
 
 def _quality_files() -> list[tuple[str, dict[str, Any]]]:

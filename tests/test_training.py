@@ -61,8 +61,11 @@ def test_ctrl_c_mid_epoch_then_plain_resume_equals_an_uninterrupted_run(data, tm
 
     args = [*tiny(data, tmp_path / "cut", "--epochs", "2", width="1.0"), "--train-samples", "256"]
     cli = "import sys; from edgeghost.cli import main; sys.exit(main(sys.argv[1:]))"
+    # A shell's background job (`make test &`, nohup) ignores SIGINT, children inherit that and Python then keeps it
+    # ignored: give the child the default disposition, as a terminal's Ctrl-C would find it.
     proc = subprocess.Popen([sys.executable, "-c", cli, *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     metrics = tmp_path / "cut" / "metrics.jsonl"
     deadline = time.monotonic() + 300
     while not (metrics.is_file() and metrics.read_text().count("\n") >= 1):
