@@ -320,7 +320,7 @@ class ModelSource:
     preprocess: dict[str, Any] | None = None  # the export's input preprocessing (size, channels, resize, mean/std)
 
 
-PRECISIONS = {"int8": ("tflite_int8", "tflm", "--int8"), "int16x8": ("tflite_int16x8", "tflm_int16x8", "--int16x8")}
+PRECISIONS = {"int8": "tflm", "int16x8": "tflm_int16x8"}  # an export's TFLite-Micro stage per precision
 
 
 def model_from_export(export_dir: str | Path, *, precision: str = "int8") -> ModelSource:
@@ -331,12 +331,12 @@ def model_from_export(export_dir: str | Path, *, precision: str = "int8") -> Mod
 
     if precision not in PRECISIONS:
         raise EdgeGhostError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    model_key, tflm_key, flag = PRECISIONS[precision]
-    tflite, tflm_dir = export_dir / STAGES[model_key].artifact, export_dir / STAGES[tflm_key].artifact
+    tflm = STAGES[PRECISIONS[precision]]
+    tflite, tflm_dir = export_dir / STAGES[tflm.source].artifact, export_dir / tflm.artifact
     if not tflite.is_file() or not (tflm_dir / "tflm.json").is_file():
         raise EdgeGhostError(
             f"{export_dir} is not an {precision} export (needs {tflite.name} and {tflm_dir.name}/): run "
-            f"`edgeghost export {flag}`"
+            f"`edgeghost export --{precision}`"
         )
     from .tflm import EMBEDDED_MODEL
 

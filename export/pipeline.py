@@ -470,11 +470,8 @@ def _eval_integer(key: str) -> Callable[[_Run], np.ndarray]:
     return evaluate
 
 
-# The TFLite-Micro stages: their key → the full-integer model they embed. The gates' check names carry the int16x8
-# stage's suffix, so the int8 names stay what they were.
-_TFLM_MODELS = {"tflm": "tflite_int8", "tflm_int16x8": "tflite_int16x8"}
-
-
+# The TFLite-Micro stages (``tflm``, ``tflm_int16x8``) embed the full-integer model they are made from (their
+# ``source``). The gates' check names carry the int16x8 stage's suffix, so the int8 names stay what they were.
 def _tflm_check(key: str, name: str) -> str:
     return f"tflm_vs_litert_reference_{name}" + key.removeprefix("tflm")
 
@@ -483,7 +480,7 @@ def _build_tflm(key: str) -> Callable[[_Run], None]:
     def build(run: _Run) -> None:
         from .tflm import write_tflm_artifacts
 
-        run.tflm[key] = write_tflm_artifacts(run.files[_TFLM_MODELS[key]], run.tmp / STAGES[key].artifact,
+        run.tflm[key] = write_tflm_artifacts(run.files[STAGES[key].source], run.tmp / STAGES[key].artifact,
                                              labels=list(run.src.classes))
         run.files[key] = run.tmp / STAGES[key].artifact
 
@@ -494,7 +491,7 @@ def _eval_tflm(key: str) -> Callable[[_Run], np.ndarray]:
     def evaluate(run: _Run) -> np.ndarray:
         # Run in the arena size the firmware gets, so the export also proves that size works.
         tflm, run.raw[key] = _raw_outputs(
-            lambda: _runner(run.files[_TFLM_MODELS[key]], backend="tflm", arena_size=run.tflm[key]["arena_bytes"]),
+            lambda: _runner(run.files[STAGES[key].source], backend="tflm", arena_size=run.tflm[key]["arena_bytes"]),
             run.data.eval_images[: run.tflm_samples])
         return tflm.finish(run.raw[key]).astype(np.float64)
 
@@ -503,7 +500,7 @@ def _eval_tflm(key: str) -> Callable[[_Run], np.ndarray]:
 
 def _gate_tflm(run: _Run, stage: Stage, got: np.ndarray, ref: np.ndarray) -> None:
     tflm = run.raw[stage.key]
-    litert = run.raw[_TFLM_MODELS[stage.key]][: len(tflm)]
+    litert = run.raw[stage.source][: len(tflm)]
     mismatched = int((tflm != litert).any(axis=1).sum())
     max_lsb = int(np.abs(tflm.astype(np.int32) - litert).max())
     tolerance = TFLM_TOLERANCE_LSB if tflm.dtype == np.int8 else TFLM_TOLERANCE_LSB_INT16

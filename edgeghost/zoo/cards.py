@@ -4,8 +4,8 @@
 reparameterize → ONNX → TFLite fp32 → full-integer int8 → TFLite-Micro, each stage checked, and the int16x8 side
 branch) and reads the card from what the chain measured: top-1 of every stage on the same test images, int8 top-1
 agreement with fp32, the TFLite-Micro arena, parameters and MACs, and the same for the 16-bit-activation model
-(``int16x8``: what a model whose int8 flips too many answers can ship instead). Firmware flash/RAM and Cortex-M instruction counts come from
-:func:`edgeghost.export.firmware.measure_cortex_m` with ``--firmware`` (they need the Arm toolchain, QEMU and a
+(``int16x8``: what a model whose int8 flips too many answers can ship instead). Firmware flash/RAM and Cortex-M
+instruction counts come from :func:`edgeghost.export.firmware.measure_cortex_m` with ``--firmware`` (they need the Arm toolchain, QEMU and a
 TFLite-Micro tree); a field that was not measured is ``null`` with the reason in ``not_measured``.
 """
 
@@ -183,17 +183,17 @@ def make_card(name: str, *, eval_samples: int = 10_000, work: Path | None = None
     if firmware:
         from ..export.firmware import measure_cortex_m, model_from_export
 
-        runs = [(card["firmware"], f"{t}-{k}", out, t, k) for t, k in FIRMWARE_TARGETS]
+        runs = [(card["firmware"], "", out, target) for target in FIRMWARE_TARGETS]
         if card["int16x8"] is not None:
-            target, kernels = INT16X8_FIRMWARE_TARGET
-            runs.append((card["int16x8"]["firmware"], f"int16x8 {target}-{kernels}",
-                         model_from_export(out, precision="int16x8"), target, kernels))
-        for into, key, source, target, kernels in runs:
+            runs.append((card["int16x8"]["firmware"], "int16x8 ", model_from_export(out, precision="int16x8"),
+                         INT16X8_FIRMWARE_TARGET))
+        for into, label, source, (target, kernels) in runs:
+            key = f"{target}-{kernels}"
             try:
-                into[key.removeprefix("int16x8 ")] = _firmware_row(
-                    measure_cortex_m(source, target=target, kernels=kernels, images=2), info.macs)
+                into[key] = _firmware_row(measure_cortex_m(source, target=target, kernels=kernels, images=2),
+                                          info.macs)
             except EdgeGhostError as err:
-                card["not_measured"][key] = str(err)
+                card["not_measured"][label + key] = str(err)
     else:
         card["not_measured"]["firmware"] = ("flash/RAM/instructions per target not measured in this card run "
                                             "(run with --firmware: Arm toolchain + QEMU + TFLite-Micro tree)")
