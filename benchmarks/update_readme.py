@@ -339,10 +339,13 @@ def distill_study_chains() -> str:
 
 
 def _study(name: str) -> str:
+    from edgeghost.training.study import teacher_training
+
     record = _results(name)
     cfg = record["config"]
     teachers = [[f"`{t['name']}`", "—" if t.get("final_top1") is None else f"{t['final_top1']:.2f} %",
-                 "—" if t.get("params") is None else f"{t['params']:,}"] for t in record.get("teachers", [])]
+                 "—" if t.get("params") is None else f"{t['params']:,}", teacher_training(t)]
+                for t in record.get("teachers", [])]
     def pm(mean: float | None, std: float | None, unit: str, sign: str = "") -> str:
         if mean is None:
             return "—"
@@ -354,16 +357,15 @@ def _study(name: str) -> str:
              "—" if g.get("p") is None else f"{g['p']:.3f}", g.get("reading") or ""] for g in record["summary"]]
     table = _table(["run", "seeds", "test top-1 (final epoch)", "Δ vs baseline (paired)", "p", "reading"],
                    "lrrrrl", rows)
-    teacher_table = _table(["teacher", "test top-1 (final epoch)", "params"], "lrr", teachers) if teachers else ""
+    teacher_table = (_table(["teacher", "test top-1 (final epoch)", "params", "trained on"], "lrrl", teachers)
+                     if teachers else "")
     student = _short(cfg["model"], cfg["width"])
     train = cfg.get("train_samples") or 60000
     test = f"the first {cfg['test_samples']:,}" if cfg.get("test_samples") else "all 10,000"
-    trained_here = any(t.get("final_top1") is not None for t in record.get("teachers", []))
     head = (f"Student {student}, {cfg['epochs']} epoch(s) on the first {train:,} Fashion-MNIST training images "
             f"({cfg.get('in_chans') or 3}×{cfg.get('img_size') or 32}×{cfg.get('img_size') or 32}, batch "
             f"{cfg['batch_size']}, lr {cfg['lr']:g}, wd {cfg['weight_decay']:g}, warm-up {cfg['warmup']:g} + cosine), "
-            f"test top-1 on {test} test images"
-            + ("; teachers trained by the study on the same images with the same recipe." if trained_here else "."))
+            f"test top-1 on {test} test images.")
     verdict = "\n".join(f"- {v}" for v in record.get("verdict", []))
     return "\n\n".join(x for x in (head, table, teacher_table, verdict, _source(name, record)) if x)
 

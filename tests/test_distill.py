@@ -20,6 +20,7 @@ from edgeghost.training import TrainConfig, fit, load_checkpoint
 from edgeghost.training.distill import DistillConfig, DistillLoss, Teacher, distill, kd_loss, load_teacher
 from edgeghost.training.study import (
     StudyConfig, match_width, paired_t_test, plan_study, run_study, run_sweep, t_quantile, t_two_sided_p,
+    teacher_training,
     unavailable,
 )
 
@@ -245,6 +246,12 @@ def test_study_over_seeds_writes_statistics_and_study_json(data, teacher, tmp_pa
     assert summary["gnd_w0.25"]["delta_mean"] == 0.0 and summary["gnd_w0.25"]["p"] == 1.0
     stored = json.loads(Path(report["json"]).read_text())
     assert [r["key"] for r in stored["runs"]] == [r["key"] for r in runs] and stored["verdict"]
+    # Each teacher says how it was trained: the checkpoint its own images and epochs, the study's its recipe.
+    given, trained = stored["teachers"]
+    assert given["trained_by_study"] is False and given["epochs"] == load_checkpoint(teacher)["config"]["epochs"]
+    assert trained["trained_by_study"] is True and trained["epochs"] == base.epochs
+    assert teacher_training(trained) == "the study's images and recipe"
+    assert teacher_training(given).startswith("checkpoint: ") and f"{given['epochs']} epochs" in teacher_training(given)
     md = Path(report["markdown"]).read_text()
     assert "## Verdict" in md and "## Budget (runs × epochs × measured s/epoch)" in md and "| KD | resnet8_w0.5 |" in md
     assert Path(report["png"]).stat().st_size > 1000

@@ -33,7 +33,8 @@ Each run folder is an ordinary training run (``best.pt``, ``last.pt``, ``metrics
                 "best_top1": 91.2, "final_top1": 91.1, "epochs_done": 30, "epochs": 30, "params": 195038,
                 "status": "done" | "skipped" | "partial" | "failed" | "pending" (--report-only), "error": null,
                 "wall_s": …, "s_per_epoch": …, "host": … }, … ],
-     "teachers": [ {"name", "checkpoint", "best_top1", "final_top1", "params", "run_dir"} ],
+     "teachers": [ {"name", "checkpoint", "best_top1", "final_top1", "params", "run_dir", "trained_by_study",
+                    "train_samples", "epochs"} ],
      "summary": [ {"group", "strategy", "label", "teachers", "alpha", "temperature", "n", "seeds", "failed", "pending",
                    "final_mean", "final_std", "best_mean", "best_std", "delta_mean", "delta_std",
                    "ci95": [lo, hi], "t", "p", "reading"} ],
@@ -456,9 +457,12 @@ def _resolve_teachers(base: TrainConfig, study: StudyConfig, root: Path) -> list
     for spec in study.teachers:
         if Path(spec).is_file():
             ckpt = load_checkpoint(spec)
+            trained_with = ckpt.get("config") or {}
             entries.append({"name": _name(ckpt["model"], ckpt["width"]), "best": str(spec),
                             "best_top1": ckpt.get("best_acc"), "final_top1": (ckpt.get("metrics") or {}).get("test_acc"),
-                            "params": ckpt.get("params"), "run_dir": str(Path(spec).parent), "checkpoint": str(spec)})
+                            "params": ckpt.get("params"), "run_dir": str(Path(spec).parent), "checkpoint": str(spec),
+                            "trained_by_study": False, "train_samples": trained_with.get("train_samples"),
+                            "epochs": trained_with.get("epochs")})
         else:
             model, width = parse_model_spec(spec, "teacher")
             name = _name(model, width)
@@ -478,7 +482,8 @@ def _resolve_teachers(base: TrainConfig, study: StudyConfig, root: Path) -> list
                 folder = root / run.key
                 e.update(best=str(folder / "best.pt"), checkpoint=str(folder / "best.pt"), best_top1=r["best_top1"],
                          final_top1=r["final_top1"], params=r["params"], run_dir=str(folder),
-                         s_per_epoch=r["s_per_epoch"])
+                         s_per_epoch=r["s_per_epoch"], trained_by_study=True, train_samples=base.train_samples,
+                         epochs=base.epochs)
     for e, name in zip(entries, _unique([e["name"] for e in entries])):
         e["name"] = name
     return entries
@@ -746,6 +751,19 @@ def _verdict(summary: list[dict[str, Any]], teachers: list[dict[str, Any]]) -> l
     return lines
 
 
+def teacher_training(teacher: dict[str, Any]) -> str:
+    """How a teacher was trained, as the study's tables say it: the study's own recipe, or a checkpoint's
+    images and epochs (a teacher that saw more images than the student brings that data with it)."""
+    # Records written before teachers carried their training: only the study's own teachers had s_per_epoch.
+    if teacher.get("trained_by_study", "s_per_epoch" in teacher):
+        return "the study's images and recipe"
+    if "train_samples" not in teacher:
+        return "checkpoint"
+    images = "all training images" if teacher.get("train_samples") is None else f"{teacher['train_samples']:,} images"
+    epochs = "" if teacher.get("epochs") is None else f", {teacher['epochs']} epochs"
+    return f"checkpoint: {images}{epochs}"
+
+
 def _group_label(s: dict[str, Any]) -> str:
     if s["strategy"] == "kd":
         return f"KD({s['teachers'][0]})"
@@ -818,10 +836,11 @@ def write_report(rows: list[dict[str, Any]], teachers: list[dict[str, Any]], ste
             f"{_pm(s['final_mean'], s['final_std'])} | {_pm(s['best_mean'], s['best_std'])} | "
             f"{_pm(s['delta_mean'], s['delta_std'])} | {ci} | {_fmt(s['p'], '.3g')} | {s['reading']} |")
     if teachers:
-        lines += ["", "| teacher | best top-1 % | final top-1 % | params | checkpoint |", "|---|---|---|---|---|"]
+        lines += ["", "| teacher | best top-1 % | final top-1 % | params | trained on | checkpoint |",
+                  "|---|---|---|---|---|---|"]
         for t in teachers:
             lines.append(f"| {t['name']} | {_fmt(t.get('best_top1'), '.2f')} | {_fmt(t.get('final_top1'), '.2f')} | "
-                         f"{_fmt(t.get('params'), ',')} | `{t['checkpoint']}` |")
+                         f"{_fmt(t.get('params'), ',')} | {teacher_training(t)} | `{t['checkpoint']}` |")
     if arch:
         ref, match = arch["reference"], arch["match"]
         lines += ["", f"Architecture at matched {arch['by']}: {ref['model']} w{ref['width']:g} "
