@@ -323,6 +323,8 @@ def train_speed() -> str:
 
 STUDY = "distill_fashion_mnist_converged.json"
 STUDY_CHAINS = "distill_fashion_mnist_converged_chains.json"
+STUDY_STRONG = "distill_fashion_mnist_converged_strong.json"
+STUDY_LONG = "distill_fashion_mnist_converged_long.json"
 
 
 @section("distill_study")
@@ -336,6 +338,18 @@ def distill_study() -> str:
 def distill_study_chains() -> str:
     """The same study's Teacher-Assistant chain and teacher ensemble, with their own baseline runs."""
     return _study(STUDY_CHAINS)
+
+
+@section("distill_study_strong")
+def distill_study_strong() -> str:
+    """KD from a teacher clearly better than the student because it saw all the training images (the zoo's)."""
+    return _study(STUDY_STRONG)
+
+
+@section("distill_study_long")
+def distill_study_long() -> str:
+    """KD from a teacher trained longer on the student's own images."""
+    return _study(STUDY_LONG)
 
 
 def _study(name: str) -> str:
@@ -372,6 +386,7 @@ def _study(name: str) -> str:
 
 STUDY_BENCH = "distill_bench_host.json"
 STUDY_BENCH_CHAINS = "distill_bench_host_chains.json"
+STUDY_BENCH_TFLM = "distill_bench_tflm_chains.json"
 
 
 @section("distill_bench")
@@ -386,19 +401,29 @@ def distill_bench_chains() -> str:
     return _distill_bench(STUDY_BENCH_CHAINS)
 
 
+@section("distill_bench_tflm")
+def distill_bench_tflm() -> str:
+    """The same variants through the TFLite-Micro interpreter: int8 top-1 on the full test set and the arena."""
+    return _distill_bench(STUDY_BENCH_TFLM)
+
+
 def _distill_bench(name: str) -> str:
     record = _results(name)
+    tflm = record["device"] == "tflm"
     rows = []
     for r in record["rows"]:
         if r["status"] != "ok":
             continue
         lat = r.get("latency") or {}
-        rows.append([r["model"], r["format"], "—" if r["top1_pct"] is None else f"{r['top1_pct']:.2f} %",
-                     "—" if not lat else f"{lat['median_ms']:.3f}", f"{r['size_mb'] * 1000:.0f} kB"])
+        row = [r["model"], r["format"], "—" if r["top1_pct"] is None else f"{r['top1_pct']:.2f} %",
+               "—" if not lat else f"{lat['median_ms']:.3f}", f"{r['size_mb'] * 1000:.0f} kB"]
+        rows.append(row + ([f"{r['arena_kib']:.1f}" if r.get("arena_kib") else "—"] if tflm else []))
     samples = max((r.get("eval_samples") or 0) for r in record["rows"])
-    return (f"`edgeghost bench --device host --study DIR` on the study above: {samples:,} test images, one thread, "
-            "LiteRT (XNNPACK) on this CPU.\n\n"
-            + _table(["run", "format", "top-1", "ms / image", "size"], "llrrr", rows) + "\n\n"
+    where = "the TFLite-Micro Python interpreter" if tflm else "LiteRT (XNNPACK)"
+    header = ["run", "format", "top-1", "ms / image", "size"] + (["arena KiB"] if tflm else [])
+    return (f"`edgeghost bench --device {record['device']} --study DIR` on the study above: {samples:,} test images, "
+            f"one thread, {where} on this CPU.\n\n"
+            + _table(header, "llrrr" + ("r" if tflm else ""), rows) + "\n\n"
             + _source(name, record))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -258,6 +259,15 @@ def test_study_over_seeds_writes_statistics_and_study_json(data, teacher, tmp_pa
     again = run_study(base, study)  # every run is complete: nothing is retrained
     assert {r["status"] for r in again["runs"]} == {"skipped"}
     assert [r["final_top1"] for r in again["runs"]] == [r["final_top1"] for r in runs]
+    # Baseline runs copied into another study are reused only under the same recipe.
+    shutil.copytree(tmp_path / "study" / "baseline", tmp_path / "shared" / "baseline")
+    baseline_only = StudyConfig(seeds=(0, 1), strategies=("baseline",))
+    shared = run_study(_cfg(data, tmp_path / "shared"), baseline_only)
+    assert [r["final_top1"] for r in shared["runs"]] == [base_acc[0], base_acc[1]]
+    assert {r["status"] for r in shared["runs"]} == {"skipped"}
+    other = run_study(_cfg(data, tmp_path / "shared", lr=0.2), baseline_only)
+    assert {r["status"] for r in other["runs"]} == {"failed"} and other["failed"]
+    assert "holds a different run (lr differ)" in other["runs"][0]["error"]
     # --report-only with a seed not trained yet: its runs are pending, nothing trains, the statistics are the
     # finished seeds' own.
     partial = run_study(base, dataclasses.replace(study, seeds=(0, 1, 2), report_only=True))
